@@ -1,0 +1,447 @@
+"""Compiled kernels of the network: each layer's forward and backward pass, and the loops that train
+and evaluate the whole network on many images without returning to Python.
+
+Shapes, with the defaults in brackets:
+    image      (H, W)          [28, 28], uint8 pixels scaled here to [0, 1]
+    filters    (F, K, K)       [8, 3, 3], one input channel
+    conv out   (F, Ho, Wo)     Ho = H - K + 1 [8, 26, 26], pre-activations
+    pooled     (F, Hp, Wp)     Hp = Ho // P [8, 13, 13], flattened in C order to D = F * Hp * Wp [1352]
+    dense      weights (C, D), biases (C,), outputs (C,) with C = 10 classes
+
+The parameters travel as one tuple (filters, conv biases, dense weights, dense biases). The kernels
+compile without type signatures, so the tests run them in float64; real runs hand them float32.
+They trust their inputs: shapes and dtypes are checked by the Python code that calls them. Every
+kernel writes its results into arrays that the caller allocated and that its docstring names, so the
+training loop allocates nothing per sample.
+
+Every kernel uses error_model="numpy": a float division by zero gives inf instead of raising, which
+removes a branch from each division and lets LLVM vectorise the loops that divide.
+"""
+
+import math
+import os
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+PIXEL_MAX = 255.0
+
+# The float32 exponential below clamps its argument to this range, so that it never overflows
+# and its result stays a normal float32.
+EXP_MIN_ARG = -87.0
+EXP_MAX_ARG = 88.0
+
+# Constants for exp(x) = 2**n * exp(r) with n = round(x / ln 2) and |r| <= ln(2) / 2. ln 2 is split
+# into a part with few significant bits and a correction, so n * LN2_HIGH is exact in float32.
+LOG2_E = 1.4426950408889634
+LN2_HIGH = 0.693359375
+LN2_LOW = -2.12194440e-4
+# Adding and subtracting 1.5 * 2**23 rounds a float32 of magnitude below 2**22 to an integer.
+ROUND_MAGIC = 12582912.0
+# Minimax polynomial for (exp(r) - 1 - r) / r**2 on [-ln(2) / 2, ln(2) / 2], highest degree first.
+# These are the coefficients of the Cephes library's expf; the result is within one ulp of exp.
+EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+            1.6666665459e-1, 5.0000001201e-1)
+
+
+def exp(x):
+    """Return e**x: math.exp in float64, a vectorisable polynomial in float32."""
+    return math.exp(x)
+
+
+@overload(exp)
+def _exp_for_type(x):
+    # numba's math.exp is a call into the C library, which stops LLVM from vectorising a loop.
+    # The float32 version below is plain arithmetic, so a loop of sigmoids runs 8 lanes at a time.
+    if x == types.float32:
+        return _exp_float32
+    return lambda x: math.exp(x)
+
+
+def _exp_float32(x):
+    x = min(max(x, np.float32(EXP_MIN_ARG)), np.float32(EXP_MAX_ARG))
+    n = (x * np.float32(LOG2_E) + np.float32(ROUND_MAGIC)) - np.float32(ROUND_MAGIC)
+    r = x - n * np.float32(LN2_HIGH)
+    r = r - n * np.float32(LN2_LOW)
+    p = np.float32(EXP_POLY[0])
+    p = p * r + np.float32(EXP_POLY[1])
+    p = p * r + np.float32(EXP_POLY[2])
+    p = p * r + np.float32(EXP_POLY[3])
+    p = p * r + np.float32(EXP_POLY[4])
+    p = p * r + np.float32(EXP_POLY[5])
+    exp_r = p * r * r + r + np.float32(1.0)
+    # 2**n built from its bits: the biased exponent n + 127 in bits 23 to 30 of a float32.
+    two_to_n = np.int32((np.int32(n) + np.int32(127)) << np.int32(23)).view(np.float32)
+    return exp_r * two_to_n
+
+
+@njit(cache=True, error_model="numpy")
+def sigmoid(x):
+    """Return 1 / (1 + e**-x) without overflow for any finite or infinite x.
+
+    In float32 the exponential's argument is clamped, so the result lies in [6e-39, 1]. In float64
+    e**-x may be inf, and 1 / inf is 0.
+    """
+    one = type(x)(1.0)
+    return one / (one + exp(-x))
+
+
+@njit(cache=True, error_model="numpy")
+def scale_image(pixels, out):
+    """Write pixels (H, W), uint8, into out (H, W) as floats in [0, 1], each byte divided by 255."""
+    height, width = pixels.shape
+    for i in range(height):
+        for j in range(width):
+            out[i, j] = pixels[i, j] / PIXEL_MAX
+
+
+@njit(cache=True, error_model="numpy")
+def conv_forward(image, filters, biases, out):
+    """Write the valid cross-correlation of image (H, W) with filters (F, K, K), plus biases (F,),
+    into out (F, H - K + 1, W - K + 1). These are pre-activations: the sigmoid comes after pooling.
+    """
+    n_filters, size, _ = filters.shape
+    _, out_height, out_width = out.shape
+    if size == 3:
+        _conv_forward_3x3(image, filters, biases, out)
+        return
+    for f in range(n_filters):
+        for i in range(out_height):
+            for j in range(out_width):
+                out[f, i, j] = biases[f]
+            # The column loop is innermost so that it runs over contiguous memory.
+            for u in range(size):
+                for v in range(size):
+                    weight = filters[f, u, v]
+                    for j in range(out_width):
+                        out[f, i, j] += weight * image[i + u, j + v]
+
+
+@njit(cache=True, error_model="numpy")
+def _conv_forward_3x3(image, filters, biases, out):
+    # The general loop above with the 3 x 3 window written out: each output is then one expression
+    # of nine taps, held in a register, and the column loop vectorises. The sum runs in the same
+    # order as above, so the results are the same to the bit; it takes about a fifth of the time.
+    n_filters = filters.shape[0]
+    _, out_height, out_width = out.shape
+    for f in range(n_filters):
+        w00, w01, w02 = filters[f, 0, 0], filters[f, 0, 1], filters[f, 0, 2]
+        w10, w11, w12 = filters[f, 1, 0], filters[f, 1, 1], filters[f, 1, 2]
+        w20, w21, w22 = filters[f, 2, 0], filters[f, 2, 1], filters[f, 2, 2]
+        bias = biases[f]
+        for i in range(out_height):
+            for j in range(out_width):
+                out[f, i, j] = (bias
+                                + w00 * image[i, j] + w01 * image[i, j + 1]
+                                + w02 * image[i, j + 2] + w10 * image[i + 1, j]
+                                + w11 * image[i + 1, j + 1] + w12 * image[i + 1, j + 2]
+                                + w20 * image[i + 2, j] + w21 * image[i + 2, j + 1]
+                                + w22 * image[i + 2, j + 2])
+
+
+@njit(cache=True, error_model="numpy")
+def conv_backward(image, grad_out, grad_filters, grad_biases):
+    """Write the gradients of the filters (F, K, K) and biases (F,) into grad_filters and grad_biases,
+    given image (H, W) and the gradient grad_out (F, Ho, Wo) with respect to the convolution's output.
+    """
+    n_filters, size, _ = grad_filters.shape
+    _, out_height, out_width = grad_out.shape
+    for f in range(n_filters):
+        grad_biases[f] = grad_out[f].sum()
+        for u in range(size):
+            for v in range(size):
+                total = grad_filters.dtype.type(0.0)
+                for i in range(out_height):
+                    for j in range(out_width):
+                        total += grad_out[f, i, j] * image[i + u, j + v]
+                grad_filters[f, u, v] = total
+
+
+@njit(cache=True, error_model="numpy")
+def maxpool_forward(x, pool, out, argmax):
+    """Max-pool x (F, H, W) over non-overlapping pool x pool windows into out (F, H // pool, W // pool).
+
+    argmax (F, H // pool, W // pool, 2), integer, receives the row and column in x of each window's
+    maximum. The first maximum in row-major order wins a tie. Rows and columns beyond the last
+    whole window are left out.
+    """
+    n_maps = x.shape[0]
+    _, out_height, out_width = out.shape
+    for f in range(n_maps):
+        for r in range(out_height):
+            for c in range(out_width):
+                best_i = r * pool
+                best_j = c * pool
+                best = x[f, best_i, best_j]
+                for i in range(r * pool, r * pool + pool):
+                    for j in range(c * pool, c * pool + pool):
+                        if x[f, i, j] > best:
+                            best = x[f, i, j]
+                            best_i = i
+                            best_j = j
+                out[f, r, c] = best
+                argmax[f, r, c, 0] = best_i
+                argmax[f, r, c, 1] = best_j
+
+
+@njit(cache=True, error_model="numpy")
+def maxpool_backward(grad_out, argmax, grad_in):
+    """Write into grad_in (F, H, W) the gradient of the max-pool input: each element of grad_out goes
+    to the position that argmax recorded for its window, and every other position gets zero.
+    """
+    n_maps, out_height, out_width = grad_out.shape
+    grad_in[:] = 0.0
+    for f in range(n_maps):
+        for r in range(out_height):
+            for c in range(out_width):
+                grad_in[f, argmax[f, r, c, 0], argmax[f, r, c, 1]] += grad_out[f, r, c]
+
+
+@njit(cache=True, error_model="numpy")
+def conv_backward_at_argmax(image, grad_pooled, argmax, grad_filters, grad_biases):
+    """Write the filter and bias gradients into grad_filters (F, K, K) and grad_biases (F,), given the
+    gradient grad_pooled (F, Hp, Wp) with respect to the max-pooled pre-activations.
+
+    The same result as maxpool_backward followed by conv_backward, but it visits only the positions
+    in argmax, where the pooling gradient is not zero: a quarter of the work with 2 x 2 windows.
+    """
+    n_filters, size, _ = grad_filters.shape
+    _, pooled_height, pooled_width = grad_pooled.shape
+    if size == 3:
+        _conv_backward_at_argmax_3x3(image, grad_pooled, argmax, grad_filters, grad_biases)
+        return
+    grad_filters[:] = 0.0
+    grad_biases[:] = 0.0
+    for f in range(n_filters):
+        for r in range(pooled_height):
+            for c in range(pooled_width):
+                grad = grad_pooled[f, r, c]
+                i = argmax[f, r, c, 0]
+                j = argmax[f, r, c, 1]
+                grad_biases[f] += grad
+                for u in range(size):
+                    for v in range(size):
+                        grad_filters[f, u, v] += grad * image[i + u, j + v]
+
+
+@njit(cache=True, error_model="numpy")
+def _conv_backward_at_argmax_3x3(image, grad_pooled, argmax, grad_filters, grad_biases):
+    # The general loop above with the 3 x 3 window written out, so that the nine sums live in
+    # registers instead of being read and written back in memory for every position. They add up
+    # in the same order, so the results are the same to the bit.
+    n_filters = grad_filters.shape[0]
+    _, pooled_height, pooled_width = grad_pooled.shape
+    zero = grad_filters.dtype.type(0.0)  # accumulate in the parameters' dtype, as the loop above
+    for f in range(n_filters):
+        g00 = g01 = g02 = g10 = g11 = g12 = g20 = g21 = g22 = bias = zero
+        for r in range(pooled_height):
+            for c in range(pooled_width):
+                grad = grad_pooled[f, r, c]
+                i = argmax[f, r, c, 0]
+                j = argmax[f, r, c, 1]
+                bias += grad
+                g00 += grad * image[i, j]
+                g01 += grad * image[i, j + 1]
+                g02 += grad * image[i, j + 2]
+                g10 += grad * image[i + 1, j]
+                g11 += grad * image[i + 1, j + 1]
+                g12 += grad * image[i + 1, j + 2]
+                g20 += grad * image[i + 2, j]
+                g21 += grad * image[i + 2, j + 1]
+                g22 += grad * image[i + 2, j + 2]
+        grad_biases[f] = bias
+        grad_filters[f, 0, 0], grad_filters[f, 0, 1], grad_filters[f, 0, 2] = g00, g01, g02
+        grad_filters[f, 1, 0], grad_filters[f, 1, 1], grad_filters[f, 1, 2] = g10, g11, g12
+        grad_filters[f, 2, 0], grad_filters[f, 2, 1], grad_filters[f, 2, 2] = g20, g21, g22
+
+
+@njit(cache=True, error_model="numpy")
+def sigmoid_inplace(x):
+    """Replace every element of the 1-D array x with its sigmoid."""
+    for i in range(x.shape[0]):
+        x[i] = sigmoid(x[i])
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def dense_forward(x, weights, biases, out):
+    """Write sigmoid(weights @ x + biases) into out (C,), given x (D,), weights (C, D), biases (C,).
+
+    The dot products may be summed in any order (fastmath "reassoc") so that they vectorise; that
+    changes results only by rounding.
+    """
+    n_out, n_in = weights.shape
+    for k in range(n_out):
+        total = weights.dtype.type(0.0)
+        for j in range(n_in):
+            total += weights[k, j] * x[j]
+        out[k] = sigmoid(total + biases[k])
+
+
+@njit(cache=True, error_model="numpy")
+def dense_backward(x, weights, out, grad_out, grad_weights, grad_biases, grad_x):
+    """Write the gradients of the dense sigmoid layer into grad_weights (C, D), grad_biases (C,) and
+    grad_x (D,), given its input x (D,), weights (C, D), its output out (C,), and the gradient grad_out
+    (C,) with respect to that output.
+    """
+    n_out, n_in = weights.shape
+    one = weights.dtype.type(1.0)
+    grad_x[:] = 0.0
+    for k in range(n_out):
+        delta = grad_out[k] * out[k] * (one - out[k])
+        grad_biases[k] = delta
+        for j in range(n_in):
+            grad_weights[k, j] = delta * x[j]
+            grad_x[j] += weights[k, j] * delta
+
+
+@njit(cache=True, error_model="numpy")
+def dense_backward_sgd(x, weights, biases, out, grad_out, learning_rate, grad_x):
+    """Write grad_x (D,) as dense_backward does, and apply the SGD step to weights and biases in place.
+
+    Each weight contributes to grad_x before it is updated, so grad_x is the gradient at the weights
+    that produced out, in one pass over the weights instead of two.
+    """
+    n_out, n_in = weights.shape
+    one = weights.dtype.type(1.0)
+    grad_x[:] = 0.0
+    for k in range(n_out):
+        delta = grad_out[k] * out[k] * (one - out[k])
+        step = learning_rate * delta
+        biases[k] -= step
+        for j in range(n_in):
+            grad_x[j] += weights[k, j] * delta
+            weights[k, j] -= step * x[j]
+
+
+@njit(cache=True)
+def allocate_forward_buffers(params, pool, height, width):
+    """Allocate the buffers forward_pass fills for an image of height x width pixels: the scaled image,
+    the convolution's pre-activations, the pooled values, the argmax of each window, the output.
+    They take the dtype of the parameters.
+    """
+    filters, _, fc_weights, _ = params
+    n_filters, size, _ = filters.shape
+    conv_height = height - size + 1
+    conv_width = width - size + 1
+    pooled_shape = (n_filters, conv_height // pool, conv_width // pool)
+    dtype = fc_weights.dtype
+    return (
+        np.empty((height, width), dtype),
+        np.empty((n_filters, conv_height, conv_width), dtype),
+        np.empty(pooled_shape, dtype),
+        np.empty(pooled_shape + (2,), np.int32),
+        np.empty(fc_weights.shape[0], dtype),
+    )
+
+
+def allocate_workspace(params, pool, height, width):
+    """Allocate the buffers train_samples reuses for every sample: those of forward_pass, then the
+    gradients at the output, at the pooled values, of the filters and of the conv biases.
+    """
+    forward = allocate_forward_buffers(params, pool, height, width)
+    filters, conv_biases, _, _ = params
+    out, pooled = forward[4], forward[2]
+    return forward + (
+        np.empty_like(out),
+        np.empty_like(pooled),
+        np.empty_like(filters),
+        np.empty_like(conv_biases),
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def forward_pass(pixels, params, pool, work):
+    """Run the network on one image pixels (H, W), uint8, and leave its output in work[4].
+
+    work starts with the buffers of allocate_forward_buffers, in that order.
+
+    The sigmoid is strictly increasing, so max-pooling the pre-activations and then applying the
+    sigmoid to the pooled values gives the same numbers as the sigmoid followed by max-pooling, with
+    one exponential per window instead of one per position. The argmax may differ only where two
+    different pre-activations round to the same sigmoid value, so that both are maxima.
+    """
+    filters, conv_biases, fc_weights, fc_biases = params
+    image, conv_z, pooled, argmax, out = work[0], work[1], work[2], work[3], work[4]
+    scale_image(pixels, image)
+    conv_forward(image, filters, conv_biases, conv_z)
+    maxpool_forward(conv_z, pool, pooled, argmax)
+    flat = pooled.reshape(pooled.size)  # (F, Hp, Wp) -> (D,), a view in C order
+    sigmoid_inplace(flat)
+    dense_forward(flat, fc_weights, fc_biases, out)
+
+
+@njit(cache=True, error_model="numpy")
+def train_samples(images, labels, order, params, pool, learning_rate, work):
+    """Train on images[order] one sample at a time with SGD, updating params in place.
+
+    images (N, H, W) uint8, labels (N,) integers in [0, C), order (M,) integer indices into images.
+    Returns the sum over the M samples of the loss, mean((output - one_hot)**2). The gradient that
+    enters the backward pass is output - one_hot, the gradient of half the sum of squares.
+    """
+    filters, conv_biases, fc_weights, fc_biases = params
+    image, pooled, argmax, out = work[0], work[2], work[3], work[4]
+    grad_out, grad_pooled, grad_filters, grad_conv_biases = work[5], work[6], work[7], work[8]
+    flat = pooled.reshape(pooled.size)  # (F, Hp, Wp) -> (D,), views of the same buffers
+    grad_flat = grad_pooled.reshape(grad_pooled.size)
+    n_classes = out.shape[0]
+    dtype = fc_weights.dtype
+    one = dtype.type(1.0)
+    rate = dtype.type(learning_rate)
+    total_loss = 0.0
+    for sample in order:
+        forward_pass(images[sample], params, pool, work)
+
+        loss = 0.0
+        for k in range(n_classes):
+            target = one if k == labels[sample] else dtype.type(0.0)
+            grad_out[k] = out[k] - target
+            loss += grad_out[k] * grad_out[k]
+        total_loss += loss / n_classes
+
+        dense_backward_sgd(flat, fc_weights, fc_biases, out, grad_out, rate, grad_flat)
+
+        # Back through the sigmoid that followed the pooling: d sigmoid(z) / dz = s * (1 - s).
+        for j in range(flat.shape[0]):
+            grad_flat[j] *= flat[j] * (one - flat[j])
+        conv_backward_at_argmax(image, grad_pooled, argmax, grad_filters, grad_conv_biases)
+
+        for f in range(filters.shape[0]):
+            conv_biases[f] -= rate * grad_conv_biases[f]
+            for u in range(filters.shape[1]):
+                for v in range(filters.shape[2]):
+                    filters[f, u, v] -= rate * grad_filters[f, u, v]
+    return total_loss
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def predict_images(images, params, pool, outputs, n_chunks):
+    """Write the network's outputs for images (N, H, W), uint8, into outputs (N, C).
+
+    Samples are independent here, so they are split into n_chunks chunks that run in parallel, each
+    with its own buffers. A few chunks per thread balance the load.
+    """
+    n_images = images.shape[0]
+    for chunk in prange(n_chunks):
+        work = allocate_forward_buffers(params, pool, images.shape[1], images.shape[2])
+        start = chunk * n_images // n_chunks
+        stop = (chunk + 1) * n_images // n_chunks
+        for sample in range(start, stop):
+            forward_pass(images[sample], params, pool, work)
+            outputs[sample, :] = work[4]
+
+
+def is_cache_warm():
+    """Return whether numba's on-disk cache has an index for each entry point of this module.
+
+    It reads a private attribute of numba's dispatcher (checked with numba 0.68), so any other
+    layout counts as cold. An index left by an older kernels.py still counts as warm.
+    """
+    for function in (train_samples, predict_images):
+        try:
+            index_path = function._cache._cache_file._index_path
+        except AttributeError:
+            return False
+        if not os.path.exists(index_path):
+            return False
+    return True

@@ -1,0 +1,121 @@
+"""Show what the trained network says about one MNIST test image.
+
+    python predict.py --index 0
+
+It loads pesos.json and the test set, prints the ten outputs, the predicted digit and the expected
+label, and draws the image as text.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+import kernels
+import mnist_io
+import weights
+from errors import UserError
+
+DEFAULT_WEIGHTS = "pesos.json"
+# Shades from blank to full ink for drawing a digit as text, two characters per pixel so that the
+# drawing keeps roughly the image's aspect ratio in a terminal.
+SHADES = " .:-=+*#%@"
+BAR_WIDTH = 30
+
+
+def announce_compiling():
+    """Print a notice before the kernels compile for the first time, which takes a few seconds."""
+    if not kernels.is_cache_warm():
+        print("compiling the kernels (first run only; later runs load them from the cache)...",
+              file=sys.stderr, flush=True)
+
+
+def predict(params, pool, images):
+    """Return the network's outputs (N, 10), float32, for images (N, 28, 28), uint8."""
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    outputs = np.empty((len(images), params[2].shape[0]), dtype=weights.DTYPE)
+    if len(images):
+        n_chunks = min(len(images), 4 * (os.cpu_count() or 1))
+        kernels.predict_images(images, params, pool, outputs, n_chunks)
+    return outputs
+
+
+def evaluate(outputs, labels):
+    """Return (mse, correct) for outputs (N, 10) against labels (N,).
+
+    mse is the mean over samples of sum((output - one_hot)**2) / 10, the figure the original program
+    prints; correct counts the samples whose largest output is at the label.
+    """
+    targets = np.eye(outputs.shape[1], dtype=np.float64)[labels]
+    errors = outputs.astype(np.float64) - targets
+    mse = float(np.mean(np.mean(errors**2, axis=1))) if len(labels) else 0.0
+    correct = int(np.sum(np.argmax(outputs, axis=1) == labels))
+    return mse, correct
+
+
+def render_digit(image):
+    """Return image (28, 28), uint8, drawn as lines of text."""
+    levels = (image.astype(np.int32) * len(SHADES)) // 256
+    return "\n".join("".join(SHADES[level] * 2 for level in row) for row in levels)
+
+
+def format_prediction(output, label=None):
+    """Return the text that shows the outputs (10,) of one image, its predicted digit and label."""
+    digit = int(np.argmax(output))
+    lines = []
+    for k, value in enumerate(output):
+        bar = "#" * int(round(float(value) * BAR_WIDTH))
+        marker = "  <- predicted" if k == digit else ""
+        lines.append(f"  {k}  {value:.4f}  {bar}{marker}")
+    lines.append(f"predicted digit: {digit} (output {output[digit]:.4f})")
+    if label is not None:
+        verdict = "correct" if digit == label else "wrong"
+        lines.append(f"expected label:  {label} ({verdict})")
+    return "\n".join(lines)
+
+
+def show_test_image(params, pool, data_dir, index):
+    """Print the drawing, outputs, prediction and label of test image index."""
+    images, labels = mnist_io.load_split(data_dir, "test")
+    if not -len(images) <= index < len(images):
+        raise UserError(f"--index {index} is out of range: the test set has {len(images)} images "
+                        f"(0 to {len(images) - 1}; negative values count from the end)")
+    index %= len(images)
+    output = predict(params, pool, images[index:index + 1])[0]
+    print(f"test image {index}:")
+    print(render_digit(images[index]))
+    print(format_prediction(output, int(labels[index])))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Show the trained network's prediction for one MNIST test image.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--index", type=int, default=0,
+                        help="which test image, from 0 (negative values count from the end)")
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
+                        help="the weights file written by train.py")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"folder with the MNIST files (default: ${mnist_io.DATA_DIR_VARIABLE}"
+                             f" if set, else ./{mnist_io.DEFAULT_DATA_DIR})")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        if not os.path.exists(args.weights):
+            raise UserError(f"{args.weights} not found: train the network first with "
+                            f"'python train.py', or name another file with --weights")
+        params, pool, _ = weights.load(args.weights)
+        announce_compiling()
+        show_test_image(params, pool, mnist_io.resolve_data_dir(args.data_dir), args.index)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_status
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

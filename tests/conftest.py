@@ -1,0 +1,28 @@
+"""Shared fixtures: the project's modules on the import path, and the real MNIST folder."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+import mnist_io  # noqa: E402  (needs the path above)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    """The folder named by MNIST_DATA_DIR, when it holds the four MNIST files.
+
+    Without it the test is skipped, or fails when REQUIRE_MNIST=1, as CI sets.
+    """
+    folder = os.environ.get(mnist_io.DATA_DIR_VARIABLE)
+    if folder and all(mnist_io.find_idx_file(folder, name) for name in mnist_io.FILE_NAMES):
+        return Path(folder).resolve()
+    reason = (f"real MNIST data not found: set {mnist_io.DATA_DIR_VARIABLE} to a folder with "
+              f"the four MNIST files (it is {folder!r})")
+    if os.environ.get("REQUIRE_MNIST") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
