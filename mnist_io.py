@@ -1,4 +1,4 @@
-"""MNIST's IDX files: find them in the data folder, read them strictly, scale the pixels.
+"""MNIST's IDX files: find them in the data folder, download and verify missing ones, read them.
 
 An IDX file is a header followed by raw data. The header is two zero bytes, a type code (0x08 for
 unsigned bytes, the only type MNIST uses), the number of dimensions, and each dimension as a
@@ -6,12 +6,19 @@ big-endian uint32. The data is the product of the dimensions, in bytes for type 
 Files may be gzip-compressed, as the MNIST mirrors serve them.
 """
 
+import argparse
 import gzip
+import hashlib
 import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
 import zlib
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from errors import UserError
 
@@ -31,7 +38,28 @@ SPLITS = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 FILE_NAMES = SPLITS["train"] + SPLITS["test"]
-MNIST_SOURCE = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+
+# SHA-256 of each file's decompressed content, as published with the official files. The .gz
+# bytes differ between mirrors that recompressed them, so the check is on the content.
+SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+# Mirrors tried in order. The original site comes last because it has refused downloads with HTTP
+# 403 since mid-2024 (reported in github.com/cvdfoundation/mnist issue 4, among others).
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+MIRRORS_VARIABLE = "MNIST_MIRRORS"
+OFFLINE_VARIABLE = "MNIST_OFFLINE"
+# Seconds to wait for a connection, and then for each read, before trying the next mirror.
+TIMEOUT_SECONDS = 10
+DOWNLOAD_CHUNK_BYTES = 1 << 16
 
 
 def resolve_data_dir(data_dir=None):
@@ -56,11 +84,11 @@ def find_idx_file(data_dir, name):
     return None
 
 
-def missing_files_message(data_dir):
-    """Return the one-line message for a data folder that lacks MNIST files."""
-    names = ", ".join(name + ".gz" for name in FILE_NAMES)
+def missing_files_message(data_dir, missing=FILE_NAMES):
+    """Return the one-line message that tells how to place the missing MNIST files by hand."""
+    names = ", ".join(name + ".gz" for name in missing)
     return (f"MNIST files not found in {data_dir}/: it needs {names} (compressed or not). "
-            f"Download them from {MNIST_SOURCE} into that folder, or point --data-dir or "
+            f"Download them from {MIRRORS[0]} into that folder, or point --data-dir or "
             f"{DATA_DIR_VARIABLE} at the folder that holds them.")
 
 
@@ -158,3 +186,143 @@ def load_split(data_dir, split):
                         f"outside 0-{N_CLASSES - 1}")
     return images, labels
 
+
+def set_default_permissions(path):
+    """Give path the permissions of a newly created file, which mkstemp's owner-only mode lacks."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def resolve_mirrors():
+    """Return the mirror base URLs: those in $MNIST_MIRRORS, separated by spaces, else MIRRORS."""
+    configured = os.environ.get(MIRRORS_VARIABLE, "").split()
+    return [url if url.endswith("/") else url + "/" for url in configured] or list(MIRRORS)
+
+
+def content_sha256(path):
+    """Return the SHA-256 of path's content, decompressed first when it is gzip."""
+    digest = hashlib.sha256()
+    try:
+        with _open_idx(Path(path)) as stream:
+            for chunk in iter(lambda: stream.read(READ_CHUNK_BYTES), b""):
+                digest.update(chunk)
+    except (OSError, EOFError, zlib.error) as error:
+        raise UserError(f"{path}: cannot read: {error}") from error
+    return digest.hexdigest()
+
+
+def _fetch(url, destination, timeout):
+    """Copy url into the open file destination, with a progress bar; raise OSError on failure."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        content_type = response.headers.get("Content-Type", "")
+        if "html" in content_type:
+            raise OSError(f"the server sent an HTML page ({content_type}), not the file")
+        length = response.headers.get("Content-Length")
+        expected = int(length) if length and length.isdigit() else None
+        received = 0
+        with tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+                  desc=url.rsplit("/", 1)[-1], file=sys.stderr) as bar:
+            while True:
+                chunk = response.read(DOWNLOAD_CHUNK_BYTES)
+                if not chunk:
+                    break
+                destination.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+        if expected is not None and received != expected:
+            raise OSError(f"the transfer stopped after {received} of {expected} bytes")
+
+
+def download_file(name, data_dir, mirrors, timeout=TIMEOUT_SECONDS, checksums=SHA256):
+    """Download name + ".gz" from the first mirror that serves it intact, into data_dir.
+
+    Each attempt writes a temporary file in data_dir, checks that it is gzip and that its content
+    has the expected SHA-256, and only then renames it to its final name; the temporary file is
+    removed on any failure, Ctrl-C included. A failed mirror is reported in one line on stderr and
+    the next one is tried. Raises UserError, listing every attempt, when all mirrors fail.
+    """
+    data_dir = Path(data_dir)
+    failures = []
+    for base in mirrors:
+        url = base + name + ".gz"
+        print(f"downloading {url}", file=sys.stderr, flush=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=data_dir)
+        try:
+            with os.fdopen(descriptor, "wb") as destination:
+                _fetch(url, destination, timeout)
+            with open(temporary, "rb") as probe:
+                if probe.read(len(GZIP_MAGIC)) != GZIP_MAGIC:
+                    raise OSError("the file is not gzip-compressed")
+            digest = content_sha256(temporary)
+            if digest != checksums[name]:
+                raise OSError(f"wrong SHA-256 of the content ({digest[:12]}..., expected "
+                              f"{checksums[name][:12]}...)")
+            set_default_permissions(temporary)
+            os.replace(temporary, data_dir / (name + ".gz"))
+            return data_dir / (name + ".gz")
+        except (OSError, UserError, ValueError) as error:
+            # urllib raises URLError and HTTPError (both OSError), or a timeout (OSError too), and
+            # ValueError for a malformed URL.
+            reason = getattr(error, "reason", None) or error
+            failures.append(f"{url}: {reason}")
+            print(f"download failed: {url}: {reason}", file=sys.stderr, flush=True)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    raise UserError(f"could not download {name}.gz from any mirror ({'; '.join(failures)}). "
+                    + missing_files_message(data_dir, [name]), exit_status=1)
+
+
+def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
+    """Make sure data_dir holds the MNIST files in names, downloading the missing ones.
+
+    offline, or MNIST_OFFLINE=1, forbids the download: a missing file then raises UserError with
+    the message for placing the files by hand. verify checks the SHA-256 of files already there.
+    """
+    data_dir = Path(data_dir)
+    missing = [name for name in names if find_idx_file(data_dir, name) is None]
+    if verify:
+        for name in names:
+            path = find_idx_file(data_dir, name)
+            if path is not None and content_sha256(path) != SHA256[name]:
+                raise UserError(f"{path}: wrong SHA-256 of the content: the file is damaged or is "
+                                f"not the official {name}; delete it and run again to download it")
+    if not missing:
+        return
+    if offline or os.environ.get(OFFLINE_VARIABLE) == "1":
+        raise UserError(missing_files_message(data_dir, missing))
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the data folder {data_dir}: {error.strerror}",
+                        exit_status=1) from error
+    mirrors = resolve_mirrors()
+    for name in missing:
+        download_file(name, data_dir, mirrors)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Download the four MNIST files that are missing from the data folder, "
+                    "and check them.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("command", choices=["download"], help="what to do")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"folder for the MNIST files (default: ${DATA_DIR_VARIABLE} if set, "
+                             f"else ./{DEFAULT_DATA_DIR})")
+    parser.add_argument("--verify", action="store_true",
+                        help="also check the SHA-256 of the files already there")
+    args = parser.parse_args(argv)
+    data_dir = resolve_data_dir(args.data_dir)
+    try:
+        ensure_files(data_dir, verify=args.verify)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_status
+    print(f"the four MNIST files are in {data_dir}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

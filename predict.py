@@ -97,8 +97,12 @@ def build_parser():
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
                         help="the weights file written by train.py")
     parser.add_argument("--data-dir", default=None,
-                        help=f"folder with the MNIST files (default: ${mnist_io.DATA_DIR_VARIABLE}"
-                             f" if set, else ./{mnist_io.DEFAULT_DATA_DIR})")
+                        help=f"folder with the MNIST files, where missing ones are downloaded "
+                             f"(default: ${mnist_io.DATA_DIR_VARIABLE} if set, else "
+                             f"./{mnist_io.DEFAULT_DATA_DIR})")
+    parser.add_argument("--offline", action="store_true",
+                        help=f"never download: fail if a MNIST file is missing (also "
+                             f"{mnist_io.OFFLINE_VARIABLE}=1)")
     return parser
 
 
@@ -109,8 +113,10 @@ def main(argv=None):
             raise UserError(f"{args.weights} not found: train the network first with "
                             f"'python train.py', or name another file with --weights")
         params, pool, _ = weights.load(args.weights)
+        data_dir = mnist_io.resolve_data_dir(args.data_dir)
+        mnist_io.ensure_files(data_dir, mnist_io.SPLITS["test"], offline=args.offline)
         announce_compiling()
-        show_test_image(params, pool, mnist_io.resolve_data_dir(args.data_dir), args.index)
+        show_test_image(params, pool, data_dir, args.index)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_status

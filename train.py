@@ -61,8 +61,12 @@ def build_parser():
     parser.add_argument("--filter-size", type=int, default=3, help="side K of the K x K filters")
     parser.add_argument("--pool", type=int, default=2, help="side P of the P x P max-pool windows")
     parser.add_argument("--data-dir", default=None,
-                        help=f"folder with the MNIST files (default: ${mnist_io.DATA_DIR_VARIABLE}"
-                             f" if set, else ./{mnist_io.DEFAULT_DATA_DIR})")
+                        help=f"folder with the MNIST files, where missing ones are downloaded "
+                             f"(default: ${mnist_io.DATA_DIR_VARIABLE} if set, else "
+                             f"./{mnist_io.DEFAULT_DATA_DIR})")
+    parser.add_argument("--offline", action="store_true",
+                        help=f"never download: fail if a MNIST file is missing (also "
+                             f"{mnist_io.OFFLINE_VARIABLE}=1)")
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="weights file to write")
     parser.add_argument("--retrain", action="store_true",
                         help="train even if the weights file exists, and replace it")
@@ -174,11 +178,13 @@ def main(argv=None):
             params, pool, _ = weights.load(weights_path)
             print(f"{weights_path} exists: loaded its weights and skipped training. To train "
                   f"anew, delete it or pass --retrain.")
+            mnist_io.ensure_files(data_dir, mnist_io.SPLITS["test"], offline=args.offline)
             announce_compiling()
             show_test_image(params, pool, data_dir, 0)
             return 0
 
         check_writable(weights_path)
+        mnist_io.ensure_files(data_dir, offline=args.offline)
         train_data = take(*mnist_io.load_split(data_dir, "train"), settings["train_size"], "train")
         test_data = take(*mnist_io.load_split(data_dir, "test"), settings["test_size"], "test")
         rng = np.random.default_rng(settings["seed"])

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from errors import UserError
-from mnist_io import IMAGE_SIZE, N_CLASSES
+from mnist_io import IMAGE_SIZE, N_CLASSES, set_default_permissions
 
 ARRAY_KEYS = ("conv_filters", "conv_biases", "fc_weights", "fc_biases")
 ARRAY_VERSION = 1
@@ -103,10 +103,7 @@ def write_atomic(path, text):
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
-        # mkstemp creates the file readable by its owner only; give it the usual permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        set_default_permissions(temporary)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

@@ -11,6 +11,10 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 import mnist_io  # noqa: E402  (needs the path above)
 
+# No test may reach a real mirror: unless a test names its own mirrors, downloads look in a folder
+# that does not exist and fail at once.
+os.environ[mnist_io.MIRRORS_VARIABLE] = "file:///nonexistent-mnist-mirror/"
+
 
 @pytest.fixture(scope="session")
 def mnist_dir():

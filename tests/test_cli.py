@@ -127,7 +127,7 @@ def test_train_rejects_bad_flags(mnist_dir, tmp_path, args, expected):
 
 
 def test_train_reports_missing_data(tmp_path):
-    result = run("train.py", "--data-dir", str(tmp_path / "nothing"), "--weights",
+    result = run("train.py", "--offline", "--data-dir", str(tmp_path / "nothing"), "--weights",
                  str(tmp_path / "pesos.json"))
     assert result.returncode == 2
     assert "MNIST files not found" in result.stderr
