@@ -302,21 +302,38 @@ def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
         download_file(name, data_dir, mirrors)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show each flag's default in --help, except where there is none to show (None or False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_data_arguments(parser):
+    """Add the --data-dir and --offline flags, which every program that reads MNIST takes."""
+    parser.add_argument("--data-dir", default=None,
+                        help=f"folder with the MNIST files, where missing ones are downloaded "
+                             f"(default: ${DATA_DIR_VARIABLE} if set, else ./{DEFAULT_DATA_DIR})")
+    parser.add_argument("--offline", action="store_true",
+                        help=f"never download: fail if a MNIST file is missing (also "
+                             f"{OFFLINE_VARIABLE}=1)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Download the four MNIST files that are missing from the data folder, "
                     "and check them.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     parser.add_argument("command", choices=["download"], help="what to do")
-    parser.add_argument("--data-dir", default=None,
-                        help=f"folder for the MNIST files (default: ${DATA_DIR_VARIABLE} if set, "
-                             f"else ./{DEFAULT_DATA_DIR})")
+    add_data_arguments(parser)
     parser.add_argument("--verify", action="store_true",
                         help="also check the SHA-256 of the files already there")
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
     try:
-        ensure_files(data_dir, verify=args.verify)
+        ensure_files(data_dir, offline=args.offline, verify=args.verify)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_status

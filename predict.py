@@ -91,18 +91,12 @@ def show_test_image(params, pool, data_dir, index):
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Show the trained network's prediction for one MNIST test image.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=mnist_io.HelpFormatter)
     parser.add_argument("--index", type=int, default=0,
                         help="which test image, from 0 (negative values count from the end)")
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
                         help="the weights file written by train.py")
-    parser.add_argument("--data-dir", default=None,
-                        help=f"folder with the MNIST files, where missing ones are downloaded "
-                             f"(default: ${mnist_io.DATA_DIR_VARIABLE} if set, else "
-                             f"./{mnist_io.DEFAULT_DATA_DIR})")
-    parser.add_argument("--offline", action="store_true",
-                        help=f"never download: fail if a MNIST file is missing (also "
-                             f"{mnist_io.OFFLINE_VARIABLE}=1)")
+    mnist_io.add_data_arguments(parser)
     return parser
 
 

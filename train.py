@@ -40,7 +40,7 @@ PRESETS = {
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Train the convolutional network on MNIST and save its weights.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=mnist_io.HelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
                         help="starting settings: 'original' reproduces the original program "
                              "(uniform start in [-1, 1], learning rate 0.01, the first 1000 "
@@ -60,13 +60,7 @@ def build_parser():
     parser.add_argument("--filters", type=int, default=8, help="number of convolution filters")
     parser.add_argument("--filter-size", type=int, default=3, help="side K of the K x K filters")
     parser.add_argument("--pool", type=int, default=2, help="side P of the P x P max-pool windows")
-    parser.add_argument("--data-dir", default=None,
-                        help=f"folder with the MNIST files, where missing ones are downloaded "
-                             f"(default: ${mnist_io.DATA_DIR_VARIABLE} if set, else "
-                             f"./{mnist_io.DEFAULT_DATA_DIR})")
-    parser.add_argument("--offline", action="store_true",
-                        help=f"never download: fail if a MNIST file is missing (also "
-                             f"{mnist_io.OFFLINE_VARIABLE}=1)")
+    mnist_io.add_data_arguments(parser)
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="weights file to write")
     parser.add_argument("--retrain", action="store_true",
                         help="train even if the weights file exists, and replace it")
