@@ -325,7 +325,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Download the four MNIST files that are missing from the data folder, "
                     "and check them.",
-        formatter_class=HelpFormatter)
+        formatter_class=HelpFormatter, allow_abbrev=False)
     parser.add_argument("command", choices=["download"], help="what to do")
     add_data_arguments(parser)
     parser.add_argument("--verify", action="store_true",

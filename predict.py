@@ -91,7 +91,7 @@ def show_test_image(params, pool, data_dir, index):
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Show the trained network's prediction for one MNIST test image.",
-        formatter_class=mnist_io.HelpFormatter)
+        formatter_class=mnist_io.HelpFormatter, allow_abbrev=False)
     parser.add_argument("--index", type=int, default=0,
                         help="which test image, from 0 (negative values count from the end)")
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS,

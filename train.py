@@ -40,7 +40,7 @@ PRESETS = {
 def build_parser():
     parser = argparse.ArgumentParser(
         description="Train the convolutional network on MNIST and save its weights.",
-        formatter_class=mnist_io.HelpFormatter)
+        formatter_class=mnist_io.HelpFormatter, allow_abbrev=False)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
                         help="starting settings: 'original' reproduces the original program "
                              "(uniform start in [-1, 1], learning rate 0.01, the first 1000 "
@@ -61,7 +61,8 @@ def build_parser():
     parser.add_argument("--filter-size", type=int, default=3, help="side K of the K x K filters")
     parser.add_argument("--pool", type=int, default=2, help="side P of the P x P max-pool windows")
     mnist_io.add_data_arguments(parser)
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="weights file to write")
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="weights file to write; when it exists and --retrain is not given, it is "
+                             "loaded instead of training")
     parser.add_argument("--retrain", action="store_true",
                         help="train even if the weights file exists, and replace it")
     return parser

@@ -18,15 +18,15 @@ os.environ[mnist_io.MIRRORS_VARIABLE] = "file:///nonexistent-mnist-mirror/"
 
 @pytest.fixture(scope="session")
 def mnist_dir():
-    """The folder named by MNIST_DATA_DIR, when it holds the four MNIST files.
+    """The programs' data folder ($MNIST_DATA_DIR, else ./data), when it holds the MNIST files.
 
-    Without it the test is skipped, or fails when REQUIRE_MNIST=1, as CI sets.
+    Without them the test is skipped, or fails when REQUIRE_MNIST=1, as CI sets.
     """
-    folder = os.environ.get(mnist_io.DATA_DIR_VARIABLE)
-    if folder and all(mnist_io.find_idx_file(folder, name) for name in mnist_io.FILE_NAMES):
-        return Path(folder).resolve()
-    reason = (f"real MNIST data not found: set {mnist_io.DATA_DIR_VARIABLE} to a folder with "
-              f"the four MNIST files (it is {folder!r})")
+    folder = mnist_io.resolve_data_dir(None)
+    if all(mnist_io.find_idx_file(folder, name) for name in mnist_io.FILE_NAMES):
+        return folder.resolve()
+    reason = (f"real MNIST data not found in {folder}/: run train.py once to download it, or set "
+              f"{mnist_io.DATA_DIR_VARIABLE} to a folder with the four MNIST files")
     if os.environ.get("REQUIRE_MNIST") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
