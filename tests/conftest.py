@@ -18,7 +18,7 @@ os.environ[mnist_io.MIRRORS_VARIABLE] = "file:///nonexistent-mnist-mirror/"
 
 @pytest.fixture(scope="session")
 def mnist_dir():
-    """The programs' data folder ($MNIST_DATA_DIR, else ./data), when it holds the MNIST files.
+    """The programs' data folder ($MNIST_DATA_DIR, else ./data), when it contains the MNIST files.
 
     Without them the test is skipped, or fails when REQUIRE_MNIST=1, as CI sets.
     """

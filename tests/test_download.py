@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -107,6 +108,18 @@ def test_bad_mirror_falls_through_to_next(tmp_path, server, capsys, behaviour, r
     stderr = capsys.readouterr().err
     assert f"download failed: {base}/{behaviour}/{NAME}.gz" in stderr
     assert reason in stderr
+
+
+def test_refused_connection_falls_through(tmp_path, server, capsys):
+    _, base = server
+    # A port that was just free: nothing listens there, so the connection is refused at once.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    path = download(tmp_path, [f"http://127.0.0.1:{closed_port}/", f"{base}/good/"])
+    assert gzip.decompress(path.read_bytes()) == CONTENT
+    assert "refused" in capsys.readouterr().err.lower()
+    assert os.listdir(tmp_path) == [NAME + ".gz"]
 
 
 def test_every_mirror_failing_gives_one_message(tmp_path, server):
