@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-PIXEL_MAX = 255.0
+from mnist_io import PIXEL_MAX
 
 # The float32 exponential below clamps its argument to this range, so that it never overflows
 # and its result stays a normal float32.
@@ -445,3 +445,10 @@ def is_cache_warm():
         if not os.path.exists(index_path):
             return False
     return True
+
+
+def numba_version():
+    """Return the version of numba that compiles these kernels."""
+    import numba
+
+    return numba.__version__

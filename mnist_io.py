@@ -27,6 +27,7 @@ DEFAULT_DATA_DIR = "data"
 
 IMAGE_SIZE = 28
 N_CLASSES = 10
+PIXEL_MAX = 255.0  # pixels are scaled to [0, 1] by dividing by this
 TYPE_UNSIGNED_BYTE = 0x08
 GZIP_MAGIC = b"\x1f\x8b"
 READ_CHUNK_BYTES = 1 << 20
@@ -119,19 +120,19 @@ def _read_payload(stream, size, path):
     The data arrives in chunks, so a header that claims more than the file holds fails when the
     file ends, without first allocating the claimed size.
     """
-    chunks = []
-    received = 0
-    while received <= size:
-        chunk = stream.read(min(READ_CHUNK_BYTES, size + 1 - received))
+    # A bytearray, so that the arrays built on it are writable: numba compiles a separate version
+    # of each kernel for read-only arrays.
+    data = bytearray()
+    while len(data) <= size:
+        chunk = stream.read(min(READ_CHUNK_BYTES, size + 1 - len(data)))
         if not chunk:
             break
-        chunks.append(chunk)
-        received += len(chunk)
-    if received != size:
-        found = "more" if received > size else str(received)
+        data += chunk
+    if len(data) != size:
+        found = "more" if len(data) > size else str(len(data))
         raise UserError(f"{path}: the header's dimensions need {size} data bytes, but the file "
                         f"has {found}")
-    return b"".join(chunks)
+    return data
 
 
 def read_idx(path, expected_ndim):

@@ -20,7 +20,7 @@ import kernels
 import mnist_io
 import weights
 from errors import UserError
-from predict import DEFAULT_WEIGHTS, announce_compiling, evaluate, predict, show_test_image
+from predict import DEFAULT_WEIGHTS, evaluate, predict, show_test_image
 
 # Samples per call into the compiled training loop. Between calls, Python updates the progress bar
 # and can react to Ctrl-C; a call takes a few tens of milliseconds.
@@ -106,6 +106,13 @@ def check_writable(path):
         raise UserError(f"cannot write {path}: {error.strerror}", exit_status=1) from error
 
 
+def announce_compiling():
+    """Print a notice before the kernels compile for the first time, which takes a few seconds."""
+    if not kernels.is_cache_warm():
+        print("compiling the kernels (first run only; later runs load them from the cache)...",
+              file=sys.stderr, flush=True)
+
+
 def take(images, labels, size, split):
     """Return the first size images and labels; all of them when size is None."""
     if size is None:
@@ -174,7 +181,6 @@ def main(argv=None):
             print(f"{weights_path} exists: loaded its weights and skipped training. To train "
                   f"anew, delete it or pass --retrain.")
             mnist_io.ensure_files(data_dir, mnist_io.SPLITS["test"], offline=args.offline)
-            announce_compiling()
             show_test_image(params, pool, data_dir, 0)
             return 0
 

@@ -5,6 +5,7 @@ import numpy as np
 import kernels
 import mnist_io
 import numpy_reference
+import predict
 import weights
 
 N_SAMPLES = 300
@@ -52,12 +53,24 @@ def test_other_architecture_matches_numpy_reference(mnist_dir):
 
 
 def test_inference_matches_numpy_reference(mnist_dir):
-    import predict
-
     images, _ = mnist_io.load_split(mnist_dir, "test")
     images = images[:200]
     params = weights.init_params(8, 3, 2, np.random.default_rng(3))
-    outputs = predict.predict(params, 2, images)
+    outputs = np.empty((200, 10), np.float32)
+    kernels.predict_images(images, params, 2, outputs, 7)
     scaled = images.astype(np.float32) / np.float32(255)
     expected = np.array([numpy_reference.forward(image, params, 2)["output"] for image in scaled])
     np.testing.assert_allclose(outputs, expected, rtol=0, atol=1e-6)
+
+
+def test_numpy_forward_matches_kernels(mnist_dir):
+    images, _ = mnist_io.load_split(mnist_dir, "test")
+    images = images[:40]
+    for n_filters, size, pool in ((8, 3, 2), (6, 5, 3)):
+        params = weights.init_params(n_filters, size, pool, np.random.default_rng(4))
+        compiled = np.empty((40, 10), np.float32)
+        kernels.predict_images(images, params, pool, compiled, 3)
+        np.testing.assert_allclose(predict.forward_numpy(images, params, pool), compiled,
+                                   rtol=0, atol=1e-6)
+    assert len(images) > predict.NUMPY_MAX_IMAGES  # so predict() below runs the kernels
+    np.testing.assert_allclose(predict.predict(params, pool, images), compiled, rtol=0, atol=0)
