@@ -1,13 +1,57 @@
-"""The error type for failures that the user can fix: bad input files, flags, folders."""
+"""The error type for failures that the user can fix, and how the programs report errors.
+
+Library code raises UserError. Each program's main() runs inside run_main(), which prints such an
+error as one line on stderr and returns its exit status. Unexpected exceptions are bugs, so they
+keep their traceback.
+"""
+
+import argparse
+import sys
+
+EXIT_INTERRUPTED = 130  # the shell's status for a program stopped by Ctrl-C (128 + SIGINT)
 
 
 class UserError(Exception):
     """A failure caused by the user's input or environment, not by a bug in this program.
 
-    The command-line programs print it as one line on stderr, without a traceback, and exit with
-    exit_status: 2 for invalid usage or input, 1 for any other failure.
+    exit_status is 2 for invalid usage or input, 1 for any other failure, 130 for an interruption.
     """
 
     def __init__(self, message, exit_status=2):
         super().__init__(message)
         self.exit_status = exit_status
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show each flag's default in --help, except where there is none to show (None or False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argument parser that reports invalid flags in one line and takes no abbreviations.
+
+    argparse would otherwise print the whole usage text before the error, and accept --epoch for
+    --epochs, so that a typo could silently change what runs.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=HelpFormatter, allow_abbrev=False, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def run_main(main):
+    """Call main() and return its exit status, reporting UserError and Ctrl-C in one line."""
+    try:
+        return main()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -20,12 +20,46 @@ removes a branch from each division and lets LLVM vectorise the loops that divid
 
 import math
 import os
+import sys
+import tempfile
 
 import numpy as np
-from numba import njit, prange, types
+from numba import config, njit, prange, types
+from numba.core.caching import FunctionCache
 from numba.extending import overload
 
 from mnist_io import PIXEL_MAX
+
+
+def _cache_available():
+    """Return whether numba can write a cache for this file, as it finds the cache folder."""
+    try:
+        FunctionCache(_cache_available)
+    except RuntimeError:  # numba's "cannot cache function ...: no locator available"
+        return False
+    return True
+
+
+def _choose_cache():
+    """Return whether to cache the compiled kernels on disk, choosing a writable folder.
+
+    numba writes its cache beside this file, in __pycache__, or else in the user's cache folder.
+    When neither is writable (a read-only install with no home folder), the cache goes to the
+    system's temporary folder; failing that, the kernels are compiled at every run.
+    """
+    if _cache_available():
+        return True
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    config.CACHE_DIR = os.path.join(tempfile.gettempdir(), f"numba-cache-{user}")
+    if _cache_available():
+        return True
+    config.CACHE_DIR = ""
+    print("note: no writable folder for numba's cache, so the kernels are compiled at every run "
+          "(set NUMBA_CACHE_DIR to a writable folder to keep them)", file=sys.stderr)
+    return False
+
+
+CACHE = _choose_cache()
 
 # The float32 exponential below clamps its argument to this range, so that it never overflows
 # and its result stays a normal float32.
@@ -76,7 +110,7 @@ def _exp_float32(x):
     return exp_r * two_to_n
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def sigmoid(x):
     """Return 1 / (1 + e**-x) without overflow for any finite or infinite x.
 
@@ -87,7 +121,7 @@ def sigmoid(x):
     return one / (one + exp(-x))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def scale_image(pixels, out):
     """Write pixels (H, W), uint8, into out (H, W) as floats in [0, 1], each byte divided by 255."""
     height, width = pixels.shape
@@ -96,7 +130,7 @@ def scale_image(pixels, out):
             out[i, j] = pixels[i, j] / PIXEL_MAX
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def conv_forward(image, filters, biases, out):
     """Write the valid cross-correlation of image (H, W) with filters (F, K, K), plus biases (F,),
     into out (F, H - K + 1, W - K + 1). These are pre-activations: the sigmoid comes after pooling.
@@ -118,7 +152,7 @@ def conv_forward(image, filters, biases, out):
                         out[f, i, j] += weight * image[i + u, j + v]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _conv_forward_3x3(image, filters, biases, out):
     # The general loop above with the 3 x 3 window written out: each output is then one expression
     # of nine taps, held in a register, and the column loop vectorises. The sum runs in the same
@@ -140,7 +174,7 @@ def _conv_forward_3x3(image, filters, biases, out):
                                 + w22 * image[i + 2, j + 2])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def conv_backward(image, grad_out, grad_filters, grad_biases):
     """Write the gradients of the filters (F, K, K) and biases (F,) into grad_filters and grad_biases,
     given image (H, W) and the gradient grad_out (F, Ho, Wo) with respect to the convolution's output.
@@ -158,7 +192,7 @@ def conv_backward(image, grad_out, grad_filters, grad_biases):
                 grad_filters[f, u, v] = total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def maxpool_forward(x, pool, out, argmax):
     """Max-pool x (F, H, W) over non-overlapping pool x pool windows into out (F, H // pool, W // pool).
 
@@ -185,7 +219,7 @@ def maxpool_forward(x, pool, out, argmax):
                 argmax[f, r, c, 1] = best_j
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def maxpool_backward(grad_out, argmax, grad_in):
     """Write into grad_in (F, H, W) the gradient of the max-pool input: each element of grad_out goes
     to the position that argmax recorded for its window, and every other position gets zero.
@@ -198,7 +232,7 @@ def maxpool_backward(grad_out, argmax, grad_in):
                 grad_in[f, argmax[f, r, c, 0], argmax[f, r, c, 1]] += grad_out[f, r, c]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def conv_backward_at_argmax(image, grad_pooled, argmax, grad_filters, grad_biases):
     """Write the filter and bias gradients into grad_filters (F, K, K) and grad_biases (F,), given the
     gradient grad_pooled (F, Hp, Wp) with respect to the max-pooled pre-activations.
@@ -225,7 +259,7 @@ def conv_backward_at_argmax(image, grad_pooled, argmax, grad_filters, grad_biase
                         grad_filters[f, u, v] += grad * image[i + u, j + v]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _conv_backward_at_argmax_3x3(image, grad_pooled, argmax, grad_filters, grad_biases):
     # The general loop above with the 3 x 3 window written out, so that the nine sums live in
     # registers instead of being read and written back in memory for every position. They add up
@@ -256,14 +290,14 @@ def _conv_backward_at_argmax_3x3(image, grad_pooled, argmax, grad_filters, grad_
         grad_filters[f, 2, 0], grad_filters[f, 2, 1], grad_filters[f, 2, 2] = g20, g21, g22
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def sigmoid_inplace(x):
     """Replace every element of the 1-D array x with its sigmoid."""
     for i in range(x.shape[0]):
         x[i] = sigmoid(x[i])
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+@njit(cache=CACHE, error_model="numpy", fastmath={"reassoc", "contract"})
 def dense_forward(x, weights, biases, out):
     """Write sigmoid(weights @ x + biases) into out (C,), given x (D,), weights (C, D), biases (C,).
 
@@ -278,7 +312,7 @@ def dense_forward(x, weights, biases, out):
         out[k] = sigmoid(total + biases[k])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def dense_backward(x, weights, out, grad_out, grad_weights, grad_biases, grad_x):
     """Write the gradients of the dense sigmoid layer into grad_weights (C, D), grad_biases (C,) and
     grad_x (D,), given its input x (D,), weights (C, D), its output out (C,), and the gradient grad_out
@@ -295,7 +329,7 @@ def dense_backward(x, weights, out, grad_out, grad_weights, grad_biases, grad_x)
             grad_x[j] += weights[k, j] * delta
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def dense_backward_sgd(x, weights, biases, out, grad_out, learning_rate, grad_x):
     """Write grad_x (D,) as dense_backward does, and apply the SGD step to weights and biases in place.
 
@@ -314,7 +348,7 @@ def dense_backward_sgd(x, weights, biases, out, grad_out, learning_rate, grad_x)
             weights[k, j] -= step * x[j]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def allocate_forward_buffers(params, pool, height, width):
     """Allocate the buffers forward_pass fills for an image of height x width pixels: the scaled image,
     the convolution's pre-activations, the pooled values, the argmax of each window, the output.
@@ -350,7 +384,7 @@ def allocate_workspace(params, pool, height, width):
     )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def forward_pass(pixels, params, pool, work):
     """Run the network on one image pixels (H, W), uint8, and leave its output in work[4].
 
@@ -371,7 +405,7 @@ def forward_pass(pixels, params, pool, work):
     dense_forward(flat, fc_weights, fc_biases, out)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def train_samples(images, labels, order, params, pool, learning_rate, work):
     """Train on images[order] one sample at a time with SGD, updating params in place.
 
@@ -414,7 +448,7 @@ def train_samples(images, labels, order, params, pool, learning_rate, work):
     return total_loss
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=CACHE, parallel=True, error_model="numpy")
 def predict_images(images, params, pool, outputs, n_chunks):
     """Write the network's outputs for images (N, H, W), uint8, into outputs (N, C).
 

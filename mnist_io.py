@@ -6,7 +6,6 @@ big-endian uint32. The data is the product of the dimensions, in bytes for type 
 Files may be gzip-compressed, as the MNIST mirrors serve them.
 """
 
-import argparse
 import gzip
 import hashlib
 import os
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from errors import UserError
+from errors import ArgumentParser, UserError, run_main
 
 DATA_DIR_VARIABLE = "MNIST_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
@@ -303,15 +302,6 @@ def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
         download_file(name, data_dir, mirrors)
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show each flag's default in --help, except where there is none to show (None or False)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
 def add_data_arguments(parser):
     """Add the --data-dir and --offline flags, which every program that reads MNIST takes."""
     parser.add_argument("--data-dir", default=None,
@@ -323,24 +313,19 @@ def add_data_arguments(parser):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Download the four MNIST files that are missing from the data folder, "
-                    "and check them.",
-        formatter_class=HelpFormatter, allow_abbrev=False)
+    parser = ArgumentParser(
+        description="Download the MNIST files that are missing from the data folder, and check "
+                    "them.")
     parser.add_argument("command", choices=["download"], help="what to do")
     add_data_arguments(parser)
     parser.add_argument("--verify", action="store_true",
                         help="also check the SHA-256 of the files already there")
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
-    try:
-        ensure_files(data_dir, offline=args.offline, verify=args.verify)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_status
+    ensure_files(data_dir, offline=args.offline, verify=args.verify)
     print(f"the four MNIST files are in {data_dir}/")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

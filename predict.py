@@ -6,7 +6,6 @@ It loads pesos.json and the test set, prints the ten outputs, the predicted digi
 label, and draws the image as text.
 """
 
-import argparse
 import os
 import sys
 
@@ -15,7 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import mnist_io
 import weights
-from errors import UserError
+from errors import ArgumentParser, UserError, run_main
 
 DEFAULT_WEIGHTS = "pesos.json"
 # Shades from blank to full ink for drawing a digit as text, two characters per pixel so that the
@@ -113,9 +112,8 @@ def show_test_image(params, pool, data_dir, index):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description="Show the trained network's prediction for one MNIST test image.",
-        formatter_class=mnist_io.HelpFormatter, allow_abbrev=False)
+    parser = ArgumentParser(
+        description="Show the trained network's prediction for one MNIST test image.")
     parser.add_argument("--index", type=int, default=0,
                         help="which test image, from 0 (negative values count from the end)")
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
@@ -126,19 +124,15 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        if not os.path.exists(args.weights):
-            raise UserError(f"{args.weights} not found: train the network first with "
-                            f"'python train.py', or name another file with --weights")
-        params, pool, _ = weights.load(args.weights)
-        data_dir = mnist_io.resolve_data_dir(args.data_dir)
-        mnist_io.ensure_files(data_dir, mnist_io.SPLITS["test"], offline=args.offline)
-        show_test_image(params, pool, data_dir, args.index)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_status
+    if not os.path.exists(args.weights):
+        raise UserError(f"{args.weights} not found: train the network first with "
+                        f"'python train.py', or name another file with --weights")
+    params, pool, _ = weights.load(args.weights)
+    data_dir = mnist_io.resolve_data_dir(args.data_dir)
+    mnist_io.ensure_files(data_dir, mnist_io.SPLITS["test"], offline=args.offline)
+    show_test_image(params, pool, data_dir, args.index)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -7,7 +7,6 @@ loaded and the prediction for test image 0 is shown. Pass --retrain, or delete t
 anew.
 """
 
-import argparse
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ from tqdm import tqdm
 import kernels
 import mnist_io
 import weights
-from errors import UserError
+from errors import EXIT_INTERRUPTED, ArgumentParser, UserError, run_main
 from predict import DEFAULT_WEIGHTS, evaluate, predict, show_test_image
 
 # Samples per call into the compiled training loop. Between calls, Python updates the progress bar
@@ -29,18 +28,19 @@ CHUNK_SIZE = 1000
 # Settings of the two presets. "original" reproduces the program this one ports. "default" starts
 # from Glorot-uniform weights and a larger learning rate on all the data: the original's uniform
 # start in [-1, 1] saturates the sigmoids, so it learns little in ten epochs.
+ARCHITECTURE = {"filters": 8, "filter_size": 3, "pool": 2}
 PRESETS = {
     "default": {"epochs": 10, "lr": 0.1, "train_size": None, "test_size": None,
-                "init": "glorot", "shuffle": True},
+                "init": "glorot", "shuffle": True, **ARCHITECTURE},
     "original": {"epochs": 10, "lr": 0.01, "train_size": 1000, "test_size": 200,
-                 "init": "uniform", "shuffle": False},
+                 "init": "uniform", "shuffle": False, **ARCHITECTURE},
 }
+OVERRIDES = ("epochs", "lr", "train_size", "test_size", "filters", "filter_size", "pool")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description="Train the convolutional network on MNIST and save its weights.",
-        formatter_class=mnist_io.HelpFormatter, allow_abbrev=False)
+    parser = ArgumentParser(
+        description="Train the convolutional network on MNIST and save its weights.")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
                         help="starting settings: 'original' reproduces the original program "
                              "(uniform start in [-1, 1], learning rate 0.01, the first 1000 "
@@ -57,26 +57,41 @@ def build_parser():
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the random generator for the initial weights and the "
                              "shuffling; the same seed gives the same weights")
-    parser.add_argument("--filters", type=int, default=8, help="number of convolution filters")
-    parser.add_argument("--filter-size", type=int, default=3, help="side K of the K x K filters")
-    parser.add_argument("--pool", type=int, default=2, help="side P of the P x P max-pool windows")
+    parser.add_argument("--filters", type=int, default=None,
+                        help="number of convolution filters (preset: 8)")
+    parser.add_argument("--filter-size", type=int, default=None,
+                        help="side K of the K x K filters (preset: 3)")
+    parser.add_argument("--pool", type=int, default=None,
+                        help="side P of the P x P max-pool windows (preset: 2)")
     mnist_io.add_data_arguments(parser)
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, help="weights file to write; when it exists and --retrain is not given, it is "
-                             "loaded instead of training")
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
+                        help="weights file to write; when it exists and neither --retrain nor "
+                             "--resume is given, it is loaded instead of training")
     parser.add_argument("--retrain", action="store_true",
-                        help="train even if the weights file exists, and replace it")
+                        help="train from new weights even if the weights file exists, and "
+                             "replace it")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue training the weights in the weights file for --epochs "
+                             "more epochs; the architecture comes from the file")
     return parser
 
 
 def resolve_settings(args):
     """Return the training settings: the preset's, overridden by the flags given; check them."""
+    if args.resume and args.retrain:
+        raise UserError("--resume and --retrain exclude each other: --resume continues the "
+                        "weights in the file, --retrain replaces them")
+    if args.resume:
+        given = [name for name in ARCHITECTURE if getattr(args, name) is not None]
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} cannot be used with --resume: the "
+                            f"architecture comes from the weights file")
     settings = dict(PRESETS[args.preset])
-    for name in ("epochs", "lr", "train_size", "test_size"):
+    for name in OVERRIDES:
         value = getattr(args, name)
         if value is not None:
             settings[name] = value
-    settings.update(seed=args.seed, filters=args.filters, filter_size=args.filter_size,
-                    pool=args.pool)
+    settings["seed"] = args.seed
 
     for name in ("epochs", "filters", "filter_size", "pool"):
         if settings[name] < 1:
@@ -122,38 +137,47 @@ def take(images, labels, size, split):
     return images[:size], labels[:size]
 
 
-def train(params, pool, train_data, test_data, settings, rng):
-    """Run the training epochs, updating params in place and printing one line per epoch.
+def train(params, pool, train_data, test_data, settings, rng, first_epoch=1):
+    """Run settings["epochs"] epochs, numbered from first_epoch, updating params in place and
+    printing one line per epoch.
 
-    Returns the history: one dict per epoch with the test MSE, accuracy and seconds.
+    Returns the history: one dict per epoch with the test MSE, accuracy and seconds. Raises
+    UserError when the weights stop being finite numbers, or when Ctrl-C interrupts an epoch.
     """
     train_images, train_labels = train_data
     test_images, test_labels = test_data
     height, width = train_images.shape[1:]
     work = kernels.allocate_workspace(params, pool, height, width)
-    epochs = settings["epochs"]
+    last_epoch = first_epoch + settings["epochs"] - 1
     n_train = len(train_images)
 
     # Compile (or load from the cache) before the first epoch, so its timing is only training.
     announce_compiling()
     kernels.train_samples(train_images, train_labels, np.arange(0), params, pool,
                           settings["lr"], work)
-    predict(params, pool, test_images[:1])
+    kernels.predict_images(test_images[:1], params, pool,
+                           np.empty((1, params[2].shape[0]), weights.DTYPE), 1)
 
     history = []
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first_epoch, last_epoch + 1):
         started = time.perf_counter()
         order = rng.permutation(n_train) if settings["shuffle"] else np.arange(n_train)
         loss_sum = 0.0
-        with tqdm(total=n_train, desc=f"epoch {epoch}/{epochs}", unit=" img", leave=False,
-                  file=sys.stderr) as bar:
-            for begin in range(0, n_train, CHUNK_SIZE):
-                chunk = order[begin:begin + CHUNK_SIZE]
-                loss_sum += kernels.train_samples(train_images, train_labels, chunk, params, pool,
-                                                  settings["lr"], work)
-                bar.update(len(chunk))
-                bar.set_postfix(loss=f"{loss_sum / min(begin + CHUNK_SIZE, n_train):.4f}",
-                                refresh=False)
+        seen = 0
+        try:
+            with tqdm(total=n_train, desc=f"epoch {epoch}/{last_epoch}", unit=" img",
+                      leave=False, file=sys.stderr) as bar:
+                for begin in range(0, n_train, CHUNK_SIZE):
+                    chunk = order[begin:begin + CHUNK_SIZE]
+                    loss_sum += kernels.train_samples(train_images, train_labels, chunk, params,
+                                                      pool, settings["lr"], work)
+                    seen += len(chunk)
+                    bar.update(len(chunk))
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
+        except KeyboardInterrupt:
+            raise UserError(f"interrupted in epoch {epoch}/{last_epoch} after {seen} of "
+                            f"{n_train} images; nothing was saved",
+                            exit_status=EXIT_INTERRUPTED) from None
 
         if not all(np.all(np.isfinite(array)) for array in params):
             raise UserError(f"training diverged in epoch {epoch}: the weights are no longer finite "
@@ -162,7 +186,7 @@ def train(params, pool, train_data, test_data, settings, rng):
         mse, correct = evaluate(predict(params, pool, test_images), test_labels)
         seconds = time.perf_counter() - started
         total = len(test_labels)
-        print(f"epoch {epoch:>2}/{epochs}  test MSE {mse:.6f}  accuracy {correct}/{total} "
+        print(f"epoch {epoch:>2}/{last_epoch}  test MSE {mse:.6f}  accuracy {correct}/{total} "
               f"({100.0 * correct / total:.2f}%)  {seconds:.1f} s", flush=True)
         history.append({"epoch": epoch, "train_loss": loss_sum / n_train, "test_mse": mse,
                         "correct": correct, "total": total, "seconds": round(seconds, 3)})
@@ -171,44 +195,64 @@ def train(params, pool, train_data, test_data, settings, rng):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        settings = resolve_settings(args)
-        weights_path = Path(args.weights)
-        data_dir = mnist_io.resolve_data_dir(args.data_dir)
+    settings = resolve_settings(args)
+    weights_path = Path(args.weights)
+    data_dir = mnist_io.resolve_data_dir(args.data_dir)
 
-        if weights_path.exists() and not args.retrain:
-            params, pool, _ = weights.load(weights_path)
-            print(f"{weights_path} exists: loaded its weights and skipped training. To train "
-                  f"anew, delete it or pass --retrain.")
-            mnist_io.ensure_files(data_dir, mnist_io.SPLITS["test"], offline=args.offline)
-            show_test_image(params, pool, data_dir, 0)
-            return 0
+    if weights_path.exists() and not (args.retrain or args.resume):
+        params, pool, _ = weights.load(weights_path)
+        print(f"{weights_path} exists: loaded its weights and skipped training. To train anew, "
+              f"delete it or pass --retrain; to train it further, pass --resume.")
+        mnist_io.ensure_files(data_dir, mnist_io.SPLITS["test"], offline=args.offline)
+        show_test_image(params, pool, data_dir, 0)
+        return 0
 
-        check_writable(weights_path)
-        mnist_io.ensure_files(data_dir, offline=args.offline)
-        train_data = take(*mnist_io.load_split(data_dir, "train"), settings["train_size"], "train")
-        test_data = take(*mnist_io.load_split(data_dir, "test"), settings["test_size"], "test")
+    history = []
+    if args.resume:
+        if not weights_path.exists():
+            raise UserError(f"--resume needs an existing weights file, and {weights_path} was "
+                            f"not found")
+        params, pool, extra = weights.load(weights_path)
+        filters = params[0]
+        settings.update(filters=filters.shape[0], filter_size=filters.shape[1], pool=pool)
+        history = previous_history(extra)
+    check_writable(weights_path)
+    mnist_io.ensure_files(data_dir, offline=args.offline)
+    train_data = take(*mnist_io.load_split(data_dir, "train"), settings["train_size"], "train")
+    test_data = take(*mnist_io.load_split(data_dir, "test"), settings["test_size"], "test")
+    if args.resume:
+        # A generator of its own for each resumed stretch, so that resuming is reproducible too.
+        rng = np.random.default_rng([settings["seed"], len(history)])
+    else:
         rng = np.random.default_rng(settings["seed"])
         params = weights.init_params(settings["filters"], settings["filter_size"],
                                      settings["pool"], rng, settings["init"])
-        print(f"training on {len(train_data[0])} images, testing on {len(test_data[0])}; "
-              f"{settings['filters']} filters of {settings['filter_size']}x"
-              f"{settings['filter_size']}, {settings['pool']}x{settings['pool']} pooling, "
-              f"learning rate {settings['lr']}, seed {settings['seed']}", flush=True)
+    print(f"training on {len(train_data[0])} images, testing on {len(test_data[0])}; "
+          f"{settings['filters']} filters of {settings['filter_size']}x{settings['filter_size']}, "
+          f"{settings['pool']}x{settings['pool']} pooling, learning rate {settings['lr']}, seed "
+          f"{settings['seed']}" + (f"; resuming after epoch {len(history)}" if history else ""),
+          flush=True)
 
-        history = train(params, settings["pool"], train_data, test_data, settings, rng)
-        record = {key: settings[key] for key in ("epochs", "lr", "seed", "init", "shuffle",
-                                                 "filters", "filter_size", "pool")}
-        record.update(preset=args.preset, train_size=len(train_data[0]),
-                      test_size=len(test_data[0]), history=history)
-        weights.save(weights_path, params, {"training": record})
-        print(f"saved the weights to {weights_path}")
-        show_test_image(params, settings["pool"], data_dir, 0)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_status
+    history += train(params, settings["pool"], train_data, test_data, settings, rng,
+                     first_epoch=len(history) + 1)
+    record = {key: settings[key] for key in ("lr", "seed", "init", "shuffle", "filters",
+                                             "filter_size", "pool")}
+    record.update(preset=args.preset, epochs=len(history), train_size=len(train_data[0]),
+                  test_size=len(test_data[0]), history=history)
+    weights.save(weights_path, params, {"training": record})
+    print(f"saved the weights to {weights_path}")
+    show_test_image(params, settings["pool"], data_dir, 0)
     return 0
 
 
+def previous_history(extra):
+    """Return the per-epoch history stored in a weights file's extra keys, or [] if it has none."""
+    training = extra.get("training")
+    history = training.get("history") if isinstance(training, dict) else None
+    if isinstance(history, list) and all(isinstance(entry, dict) for entry in history):
+        return history
+    return []
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

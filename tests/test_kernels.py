@@ -210,3 +210,20 @@ def test_float32_exp_within_two_ulp():
     expected = np.exp(x.astype(np.float64))
     relative = np.abs(values - expected) / expected
     assert relative.max() < 2 * np.finfo(np.float32).eps
+
+
+def test_cache_falls_back_to_temporary_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(kernels.config, "CACHE_DIR", "")
+    monkeypatch.setattr(kernels.tempfile, "gettempdir", lambda: str(tmp_path))
+    answers = iter([False, True])
+    monkeypatch.setattr(kernels, "_cache_available", lambda: next(answers))
+    assert kernels._choose_cache() is True
+    assert kernels.config.CACHE_DIR.startswith(str(tmp_path))
+
+
+def test_cache_disabled_with_notice(monkeypatch, capsys):
+    monkeypatch.setattr(kernels.config, "CACHE_DIR", "")
+    monkeypatch.setattr(kernels, "_cache_available", lambda: False)
+    assert kernels._choose_cache() is False
+    assert kernels.config.CACHE_DIR == ""
+    assert "compiled at every run" in capsys.readouterr().err
