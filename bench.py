@@ -5,8 +5,9 @@
     python bench.py --json FILE  # also write the figures as JSON, to compare commits
 
 Training rows run the same network with per-sample SGD on one thread: our compiled loop, the plain
-NumPy version the tests use as a reference, and PyTorch with batches of one image (when torch is
-installed; it is optional). Inference rows run over the 10,000 test images on every core.
+NumPy version the tests use as a reference, and PyTorch with batches of one image. PyTorch is
+optional, and its rows say "not installed" without it. Inference rows run over the 10,000 test
+images on every core.
 """
 
 import json

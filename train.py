@@ -24,6 +24,9 @@ from predict import DEFAULT_WEIGHTS, evaluate, predict, show_test_image
 # Samples per call into the compiled training loop. Between calls, Python updates the progress bar
 # and can react to Ctrl-C; a call takes a few tens of milliseconds.
 CHUNK_SIZE = 1000
+# After the first epoch, an accuracy at or below this fraction is no better than guessing among
+# ten digits, which is what a network with saturated sigmoids does.
+CHANCE_ACCURACY = 0.15
 
 # Settings of the two presets. "original" reproduces the program this one ports. "default" starts
 # from Glorot-uniform weights and a larger learning rate on all the data: the original's uniform
@@ -99,8 +102,10 @@ def resolve_settings(args):
     for name in ("train_size", "test_size"):
         if settings[name] is not None and settings[name] < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {settings[name]}")
-    if not np.isfinite(settings["lr"]) or settings["lr"] <= 0:
-        raise UserError(f"--lr must be a positive finite number, got {settings['lr']}")
+    largest = float(np.finfo(weights.DTYPE).max)  # a larger rate would be inf in float32
+    if not 0 < settings["lr"] <= largest:
+        raise UserError(f"--lr must be a positive finite number no larger than {largest:.2g}, "
+                        f"got {settings['lr']}")
     if weights.pooled_size(mnist_io.IMAGE_SIZE, settings["filter_size"], settings["pool"]) < 1:
         raise UserError(f"--filter-size {settings['filter_size']} with --pool {settings['pool']} "
                         f"leaves nothing of a {mnist_io.IMAGE_SIZE}x{mnist_io.IMAGE_SIZE} image")
@@ -188,6 +193,10 @@ def train(params, pool, train_data, test_data, settings, rng, first_epoch=1):
         total = len(test_labels)
         print(f"epoch {epoch:>2}/{last_epoch}  test MSE {mse:.6f}  accuracy {correct}/{total} "
               f"({100.0 * correct / total:.2f}%)  {seconds:.1f} s", flush=True)
+        if epoch == first_epoch and correct <= CHANCE_ACCURACY * total:
+            print(f"note: the accuracy is at chance level, so the sigmoids may be saturated, "
+                  f"where their gradients vanish; a smaller --lr (it is {settings['lr']}) or "
+                  f"the default preset's start may help", file=sys.stderr, flush=True)
         history.append({"epoch": epoch, "train_loss": loss_sum / n_train, "test_mse": mse,
                         "correct": correct, "total": total, "seconds": round(seconds, 3)})
     return history
