@@ -53,5 +53,5 @@ def run_main(main):
         print(f"error: {error}", file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

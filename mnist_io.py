@@ -281,6 +281,8 @@ def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
     the message for placing the files by hand. verify checks the SHA-256 of files already there.
     """
     data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UserError(f"the data folder {data_dir} is a file, not a folder")
     missing = [name for name in names if find_idx_file(data_dir, name) is None]
     if verify:
         for name in names:
@@ -323,7 +325,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
     ensure_files(data_dir, offline=args.offline, verify=args.verify)
-    print(f"the four MNIST files are in {data_dir}/")
+    checked = ", and their content matches the official SHA-256" if args.verify else ""
+    print(f"the four MNIST files are in {data_dir}/{checked}")
     return 0
 
 

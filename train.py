@@ -164,12 +164,13 @@ def train(params, pool, train_data, test_data, settings, rng, first_epoch=1):
                            np.empty((1, params[2].shape[0]), weights.DTYPE), 1)
 
     history = []
-    for epoch in range(first_epoch, last_epoch + 1):
-        started = time.perf_counter()
-        order = rng.permutation(n_train) if settings["shuffle"] else np.arange(n_train)
-        loss_sum = 0.0
-        seen = 0
-        try:
+    epoch, seen = first_epoch, 0
+    try:
+        for epoch in range(first_epoch, last_epoch + 1):
+            seen = 0
+            started = time.perf_counter()
+            order = rng.permutation(n_train) if settings["shuffle"] else np.arange(n_train)
+            loss_sum = 0.0
             with tqdm(total=n_train, desc=f"epoch {epoch}/{last_epoch}", unit=" img",
                       leave=False, file=sys.stderr) as bar:
                 for begin in range(0, n_train, CHUNK_SIZE):
@@ -179,26 +180,26 @@ def train(params, pool, train_data, test_data, settings, rng, first_epoch=1):
                     seen += len(chunk)
                     bar.update(len(chunk))
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
-        except KeyboardInterrupt:
-            raise UserError(f"interrupted in epoch {epoch}/{last_epoch} after {seen} of "
-                            f"{n_train} images; nothing was saved",
-                            exit_status=EXIT_INTERRUPTED) from None
 
-        if not all(np.all(np.isfinite(array)) for array in params):
-            raise UserError(f"training diverged in epoch {epoch}: the weights are no longer finite "
-                            f"numbers; try a smaller --lr (it was {settings['lr']}). Nothing was "
-                            f"saved.", exit_status=1)
-        mse, correct = evaluate(predict(params, pool, test_images), test_labels)
-        seconds = time.perf_counter() - started
-        total = len(test_labels)
-        print(f"epoch {epoch:>2}/{last_epoch}  test MSE {mse:.6f}  accuracy {correct}/{total} "
-              f"({100.0 * correct / total:.2f}%)  {seconds:.1f} s", flush=True)
-        if epoch == first_epoch and correct <= CHANCE_ACCURACY * total:
-            print(f"note: the accuracy is at chance level, so the sigmoids may be saturated, "
-                  f"where their gradients vanish; a smaller --lr (it is {settings['lr']}) or "
-                  f"the default preset's start may help", file=sys.stderr, flush=True)
-        history.append({"epoch": epoch, "train_loss": loss_sum / n_train, "test_mse": mse,
-                        "correct": correct, "total": total, "seconds": round(seconds, 3)})
+            if not all(np.all(np.isfinite(array)) for array in params):
+                raise UserError(f"training diverged in epoch {epoch}: the weights are no longer "
+                                f"finite numbers; try a smaller --lr (it was {settings['lr']}). "
+                                f"Nothing was saved.", exit_status=1)
+            mse, correct = evaluate(predict(params, pool, test_images), test_labels)
+            seconds = time.perf_counter() - started
+            total = len(test_labels)
+            print(f"epoch {epoch:>2}/{last_epoch}  test MSE {mse:.6f}  accuracy {correct}/{total} "
+                  f"({100.0 * correct / total:.2f}%)  {seconds:.1f} s", flush=True)
+            if epoch == first_epoch and correct <= CHANCE_ACCURACY * total:
+                print(f"note: the accuracy is at chance level, so the sigmoids may be saturated, "
+                      f"where their gradients vanish; a smaller --lr (it is {settings['lr']}) or "
+                      f"the default preset's start may help", file=sys.stderr, flush=True)
+            history.append({"epoch": epoch, "train_loss": loss_sum / n_train, "test_mse": mse,
+                            "correct": correct, "total": total, "seconds": round(seconds, 3)})
+    except KeyboardInterrupt:
+        where = "while evaluating it" if seen == n_train else f"after {seen} of {n_train} images"
+        raise UserError(f"interrupted in epoch {epoch}/{last_epoch} {where}; nothing was saved",
+                        exit_status=EXIT_INTERRUPTED) from None
     return history
 
 

@@ -150,7 +150,10 @@ def _parse_array(path, document, key):
     for position, number in enumerate(data):
         if isinstance(number, bool) or not isinstance(number, (int, float)):
             raise UserError(f"{path}: {key}.data[{position}] is {number!r}, not a number")
-    array = np.array(data, dtype=np.float64)
+    try:
+        array = np.array(data, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64's range
+        array = np.array([float(n) if abs(n) < 1e308 else math.inf for n in data])
     with np.errstate(over="ignore"):
         array = array.astype(DTYPE)
     if not np.all(np.isfinite(array)):
@@ -195,6 +198,8 @@ def parse_weights(path, text):
     except json.JSONDecodeError as error:
         raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column "
                         f"{error.colno}); the file may be cut short") from error
+    except ValueError as error:  # an integer literal longer than Python converts (4300 digits)
+        raise UserError(f"{path}: not a valid pesos.json ({error})") from error
     except RecursionError as error:
         raise UserError(f"{path}: not valid pesos.json (nested too deeply)") from error
     if not isinstance(document, dict):
@@ -234,6 +239,8 @@ def load(path):
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise UserError(f"{path}: file not found") from error
+    except IsADirectoryError as error:
+        raise UserError(f"{path} is a folder, not a weights file") from error
     except UnicodeDecodeError as error:
         raise UserError(f"{path}: not a text file ({error.reason} at byte {error.start})") from error
     except OSError as error:

@@ -167,7 +167,7 @@ def test_ctrl_c_stops_promptly_and_keeps_weights(tmp_path, mnist_dir):
     _, stderr = child.communicate(timeout=60)
     assert time.monotonic() - sent < 2.0
     assert child.returncode == 130
-    assert "interrupted in epoch 2/50 after" in stderr
+    assert "error: interrupted in epoch " in stderr
     assert "nothing was saved" in stderr
     assert "Traceback" not in stderr
     assert path.read_text() == "old weights"
@@ -187,6 +187,37 @@ def test_resume_continues_history(tmp_path, mnist_dir):
     record = json.loads(path.read_text())["training"]
     assert [entry["epoch"] for entry in record["history"]] == [1, 2, 3]
     assert record["epochs"] == 3
+
+
+def test_weights_with_huge_integers(tmp_path, mnist_dir):
+    import json
+
+    import numpy as np
+
+    import weights
+
+    document = json.loads(weights.format_weights(
+        weights.init_params(8, 3, 2, np.random.default_rng(0))))
+    for digits, expected in ((401, "not a finite float32 number"), (5001, "not a valid")):
+        path = tmp_path / "pesos.json"
+        document["conv_biases"]["data"][0] = 0  # replaced below by the long literal
+        text = json.dumps(document).replace('"data": [0,', '"data": [' + "9" * digits + ",", 1)
+        path.write_text(text)
+        result = run("predict.py", "--weights", str(path), "--data-dir", str(mnist_dir))
+        assert_one_line_error(result, 2, expected)
+        assert path.read_text() == text
+
+
+def test_weights_path_is_a_folder_when_loading(tmp_path, mnist_dir):
+    result = run("predict.py", "--weights", str(tmp_path), "--data-dir", str(mnist_dir))
+    assert_one_line_error(result, 2, "is a folder, not a weights file")
+
+
+def test_data_dir_is_a_file(tmp_path):
+    blocker = tmp_path / "data"
+    blocker.write_text("x")
+    result = run("train.py", "--data-dir", str(blocker), "--weights", str(tmp_path / "p.json"))
+    assert_one_line_error(result, 2, "is a file, not a folder")
 
 
 def test_download_command_offline_error(tmp_path):
