@@ -26,6 +26,7 @@ import kernels
 import mnist_io
 import weights
 from errors import ArgumentParser, run_main
+from i18n import _
 from predict import predict
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -39,7 +40,7 @@ POOL = 2
 def median_rate(run, count, repeats):
     """Return the median over repeats of count / seconds taken by run()."""
     rates = []
-    for _ in range(repeats):
+    for _repeat in range(repeats):
         started = time.perf_counter()
         run()
         rates.append(count / (time.perf_counter() - started))
@@ -128,7 +129,7 @@ def bench_numba_inference(images, repeats):
 
 def bench_torch_inference(torch, images, repeats):
     torch.set_num_threads(os.cpu_count() or 1)
-    forward, _ = torch_network(torch, weights.init_params(8, 3, POOL, np.random.default_rng(0)))
+    forward = torch_network(torch, weights.init_params(8, 3, POOL, np.random.default_rng(0)))[0]
     inputs = torch.tensor(images[:, None].astype(np.float32) / np.float32(255))
 
     def run():
@@ -177,7 +178,7 @@ def bench_predict_startup(data_dir):
                    "--data-dir", str(data_dir), "--weights", str(weights_path)]
         subprocess.run(command, check=True, capture_output=True)
         timings = []
-        for _ in range(3):
+        for _repeat in range(3):
             started = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             timings.append(time.perf_counter() - started)
@@ -193,17 +194,18 @@ def import_torch():
 
 
 def main(argv=None):
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=_("Measure the speed and memory of training and "
+                                          "inference, against NumPy and PyTorch."))
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and no cold compile: checks that every row runs")
-    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
+                        help=_("tiny sizes and no cold compile: checks that every row runs"))
+    parser.add_argument("--json", metavar="FILE", help=_("also write the figures to FILE as JSON"))
     mnist_io.add_data_arguments(parser)
     args = parser.parse_args(argv)
 
     data_dir = mnist_io.resolve_data_dir(args.data_dir)
     mnist_io.ensure_files(data_dir, offline=args.offline)
     train_images, train_labels = mnist_io.load_split(data_dir, "train")
-    test_images, _ = mnist_io.load_split(data_dir, "test")
+    test_images = mnist_io.load_split(data_dir, "test")[0]
     if args.quick:
         train_size, epochs, reference_size, inference_repeats = 500, 2, 50, 2
         test_images = test_images[:500]
@@ -214,9 +216,10 @@ def main(argv=None):
     torch = import_torch()
 
     figures = {}
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, numba {kernels.numba_version()}, torch "
-          f"{torch.__version__ if torch else 'not installed'}", flush=True)
+    print(_("machine: {machine}, {cores} cores, Python {python}, numba {numba}, torch {torch}")
+          .format(machine=platform.machine(), cores=os.cpu_count(),
+                  python=platform.python_version(), numba=kernels.numba_version(),
+                  torch=torch.__version__ if torch else _("not installed")), flush=True)
     figures["compile_seconds"] = None if args.quick else bench_compile()
     figures["train_numba"] = bench_numba_training(train_images, train_labels, train_size, epochs)
     figures["train_numpy"] = bench_numpy_training(train_images, train_labels, reference_size)
@@ -240,32 +243,33 @@ def print_table(figures, train_size, test_size, full_run_args):
         return f"{ours / theirs:.1f}x" if theirs else ""
 
     def rate(value, unit):
-        return f"{value:,.0f} {unit}" if value else "not installed"
+        return f"{value:,.0f} {unit}" if value else _("not installed")
 
+    compile_seconds = figures["compile_seconds"]
     rows = [
-        ("compile all kernels, empty cache",
-         f"{figures['compile_seconds']:.1f} s" if figures["compile_seconds"] else "skipped", ""),
-        (f"training, numba, 1 thread ({train_size} images)",
+        (_("compile all kernels, empty cache"),
+         f"{compile_seconds:.1f} s" if compile_seconds else _("skipped"), ""),
+        (_("training, numba, 1 thread ({count} images)").format(count=train_size),
          rate(figures["train_numba"], "samples/s"), "1.0x"),
-        ("training, NumPy reference, 1 thread", rate(figures["train_numpy"], "samples/s"),
+        (_("training, NumPy reference, 1 thread"), rate(figures["train_numpy"], "samples/s"),
          ratio(figures["train_numba"], figures["train_numpy"])),
-        ("training, PyTorch batch 1, 1 thread", rate(figures["train_torch"], "samples/s"),
+        (_("training, PyTorch batch 1, 1 thread"), rate(figures["train_torch"], "samples/s"),
          ratio(figures["train_numba"], figures["train_torch"])),
-        (f"inference, numba, all cores ({test_size} images)",
+        (_("inference, numba, all cores ({count} images)").format(count=test_size),
          rate(figures["infer_numba"], "images/s"), "1.0x"),
-        ("inference, PyTorch batched, all cores", rate(figures["infer_torch"], "images/s"),
+        (_("inference, PyTorch batched, all cores"), rate(figures["infer_torch"], "images/s"),
          ratio(figures["infer_numba"], figures["infer_torch"])),
-        ("train.py, whole run (*): wall time", f"{figures['full_run_seconds']:.1f} s", ""),
-        ("train.py, whole run (*): peak resident memory",
+        (_("train.py, whole run (*): wall time"), f"{figures['full_run_seconds']:.1f} s", ""),
+        (_("train.py, whole run (*): peak resident memory"),
          f"{figures['full_run_peak_mb']:.0f} MB", ""),
-        ("predict.py --index 0, warm cache: wall time", f"{figures['predict_seconds']:.2f} s",
-         ""),
+        (_("predict.py --index 0, warm cache: wall time"),
+         f"{figures['predict_seconds']:.2f} s", ""),
     ]
-    print(f"| {'measurement':<52} | {'value':>20} | {'numba is':>8} |")
+    print(f"| {_('measurement'):<52} | {_('value'):>20} | {_('numba is'):>8} |")
     print(f"|{'-' * 54}|{'-' * 22}|{'-' * 10}|")
     for name, value, speedup in rows:
         print(f"| {name:<52} | {value:>20} | {speedup:>8} |")
-    print(f"(*) python train.py {full_run_args}, kernels already compiled")
+    print(_("(*) python train.py {args}, kernels already compiled").format(args=full_run_args))
 
 
 if __name__ == "__main__":

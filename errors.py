@@ -8,6 +8,8 @@ keep their traceback.
 import argparse
 import sys
 
+from i18n import _
+
 EXIT_INTERRUPTED = 130  # the shell's status for a program stopped by Ctrl-C (128 + SIGINT)
 
 
@@ -26,9 +28,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Show each flag's default in --help, except where there is none to show (None or False)."""
 
     def _get_help_string(self, action):
-        if action.default is None or action.default is False:
+        # argparse's own version appends " (default: ...)" in English only, so this one does it.
+        if not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
             return action.help
-        return super()._get_help_string(action)
+        return action.help + _(" (default: %(default)s)")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -42,7 +45,8 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(formatter_class=HelpFormatter, allow_abbrev=False, **kwargs)
 
     def error(self, message):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+        self.exit(2, _("error: {message} (see {program} --help)").format(
+            message=message, program=self.prog) + "\n")
 
 
 def run_main(main):
@@ -50,8 +54,8 @@ def run_main(main):
     try:
         return main()
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(_("error: {message}").format(message=error), file=sys.stderr)
         return error.exit_status
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print(_("error: interrupted"), file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from errors import ArgumentParser, UserError, run_main
+from i18n import _
 
 DATA_DIR_VARIABLE = "MNIST_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
@@ -87,9 +88,10 @@ def find_idx_file(data_dir, name):
 def missing_files_message(data_dir, missing=FILE_NAMES):
     """Return the one-line message that tells how to place the missing MNIST files by hand."""
     names = ", ".join(name + ".gz" for name in missing)
-    return (f"MNIST files not found in {data_dir}/: it needs {names} (compressed or not). "
-            f"Download them from {MIRRORS[0]} into that folder, or point --data-dir or "
-            f"{DATA_DIR_VARIABLE} at the folder that holds them.")
+    return _("MNIST files not found in {folder}/: it needs {names} (compressed or not). "
+             "Download them from {url} into that folder, or point --data-dir or {variable} at "
+             "the folder that holds them.").format(folder=data_dir, names=names, url=MIRRORS[0],
+                                                   variable=DATA_DIR_VARIABLE)
 
 
 def _open_idx(path):
@@ -99,17 +101,17 @@ def _open_idx(path):
     if start == GZIP_MAGIC:
         return gzip.open(path, "rb")
     if path.name.endswith(".gz"):
-        raise UserError(f"{path}: not a gzip file (it starts with {start!r}); "
-                        f"it may be an error page saved by a failed download: delete it and "
-                        f"download it again")
+        raise UserError(_("{path}: not a gzip file (it starts with {start}); it may be an error "
+                          "page saved by a failed download: delete it and download it "
+                          "again").format(path=path, start=repr(start)))
     return open(path, "rb")
 
 
-def _read_exactly(stream, size, path, what):
+def _read_exactly(stream, size, path):
     data = stream.read(size)
     if len(data) != size:
-        raise UserError(f"{path}: file ends inside the {what}: expected {size} bytes, found "
-                        f"{len(data)}")
+        raise UserError(_("{path}: the file ends inside the header: expected {size} bytes, "
+                          "found {found}").format(path=path, size=size, found=len(data)))
     return data
 
 
@@ -128,9 +130,9 @@ def _read_payload(stream, size, path):
             break
         data += chunk
     if len(data) != size:
-        found = "more" if len(data) > size else str(len(data))
-        raise UserError(f"{path}: the header's dimensions need {size} data bytes, but the file "
-                        f"has {found}")
+        found = _("more") if len(data) > size else str(len(data))
+        raise UserError(_("{path}: the header's dimensions need {size} data bytes, but the file "
+                          "has {found}").format(path=path, size=size, found=found))
     return data
 
 
@@ -143,21 +145,24 @@ def read_idx(path, expected_ndim):
     path = Path(path)
     try:
         with _open_idx(path) as stream:
-            magic = _read_exactly(stream, 4, path, "header")
+            magic = _read_exactly(stream, 4, path)
             if magic[:2] != b"\x00\x00":
-                raise UserError(f"{path}: not an IDX file: expected the magic number to start "
-                                f"with bytes 00 00, found {magic[:2].hex(' ')}")
+                raise UserError(_("{path}: not an IDX file: expected the magic number to start "
+                                  "with bytes 00 00, found {found}").format(
+                                      path=path, found=magic[:2].hex(" ")))
             if magic[2] != TYPE_UNSIGNED_BYTE:
-                raise UserError(f"{path}: unsupported IDX type code 0x{magic[2]:02x}: expected "
-                                f"0x{TYPE_UNSIGNED_BYTE:02x} (unsigned bytes)")
+                raise UserError(_("{path}: unsupported IDX type code 0x{found:02x}: expected "
+                                  "0x{expected:02x} (unsigned bytes)").format(
+                                      path=path, found=magic[2], expected=TYPE_UNSIGNED_BYTE))
             if magic[3] != expected_ndim:
-                raise UserError(f"{path}: expected {expected_ndim} dimensions, found {magic[3]}")
-            header = _read_exactly(stream, 4 * expected_ndim, path, "header")
+                raise UserError(_("{path}: expected {expected} dimensions, found {found}").format(
+                    path=path, expected=expected_ndim, found=magic[3]))
+            header = _read_exactly(stream, 4 * expected_ndim, path)
             shape = tuple(int(d) for d in np.frombuffer(header, dtype=">u4"))
             payload = _read_payload(stream, int(np.prod(shape)), path)
     except (OSError, EOFError, zlib.error) as error:
         # gzip raises BadGzipFile (an OSError) or EOFError for a cut or corrupt stream.
-        raise UserError(f"{path}: cannot read: {error}") from error
+        raise UserError(_("{path}: cannot read: {error}").format(path=path, error=error)) from error
     return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
 
 
@@ -175,15 +180,17 @@ def load_split(data_dir, split):
     images = read_idx(images_path, 3)
     labels = read_idx(labels_path, 1)
     if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise UserError(f"{images_path}: expected {IMAGE_SIZE}x{IMAGE_SIZE} images, found "
-                        f"{images.shape[1]}x{images.shape[2]}")
+        raise UserError(_("{path}: expected {size}x{size} images, found {height}x{width}").format(
+            path=images_path, size=IMAGE_SIZE, height=images.shape[1], width=images.shape[2]))
     if len(images) != len(labels):
-        raise UserError(f"{images_path} has {len(images)} images but {labels_path} has "
-                        f"{len(labels)} labels")
+        raise UserError(_("{images_path} has {images} images but {labels_path} has {labels} "
+                          "labels").format(images_path=images_path, images=len(images),
+                                           labels_path=labels_path, labels=len(labels)))
     if len(labels) and labels.max() >= N_CLASSES:
         position = int(np.argmax(labels >= N_CLASSES))
-        raise UserError(f"{labels_path}: label {labels[position]} at position {position} is "
-                        f"outside 0-{N_CLASSES - 1}")
+        raise UserError(_("{path}: label {label} at position {position} is outside 0-{last}")
+                        .format(path=labels_path, label=labels[position], position=position,
+                                last=N_CLASSES - 1))
     return images, labels
 
 
@@ -208,7 +215,7 @@ def content_sha256(path):
             for chunk in iter(lambda: stream.read(READ_CHUNK_BYTES), b""):
                 digest.update(chunk)
     except (OSError, EOFError, zlib.error) as error:
-        raise UserError(f"{path}: cannot read: {error}") from error
+        raise UserError(_("{path}: cannot read: {error}").format(path=path, error=error)) from error
     return digest.hexdigest()
 
 
@@ -217,7 +224,8 @@ def _fetch(url, destination, timeout):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         content_type = response.headers.get("Content-Type", "")
         if "html" in content_type:
-            raise OSError(f"the server sent an HTML page ({content_type}), not the file")
+            raise OSError(_("the server sent an HTML page ({content_type}), not the file").format(
+                content_type=content_type))
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else None
         received = 0
@@ -231,7 +239,8 @@ def _fetch(url, destination, timeout):
                 received += len(chunk)
                 bar.update(len(chunk))
         if expected is not None and received != expected:
-            raise OSError(f"the transfer stopped after {received} of {expected} bytes")
+            raise OSError(_("the transfer stopped after {received} of {expected} bytes").format(
+                received=received, expected=expected))
 
 
 def download_file(name, data_dir, mirrors, timeout=TIMEOUT_SECONDS, checksums=SHA256):
@@ -246,18 +255,19 @@ def download_file(name, data_dir, mirrors, timeout=TIMEOUT_SECONDS, checksums=SH
     failures = []
     for base in mirrors:
         url = base + name + ".gz"
-        print(f"downloading {url}", file=sys.stderr, flush=True)
+        print(_("downloading {url}").format(url=url), file=sys.stderr, flush=True)
         descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=data_dir)
         try:
             with os.fdopen(descriptor, "wb") as destination:
                 _fetch(url, destination, timeout)
             with open(temporary, "rb") as probe:
                 if probe.read(len(GZIP_MAGIC)) != GZIP_MAGIC:
-                    raise OSError("the file is not gzip-compressed")
+                    raise OSError(_("the file is not gzip-compressed"))
             digest = content_sha256(temporary)
             if digest != checksums[name]:
-                raise OSError(f"wrong SHA-256 of the content ({digest[:12]}..., expected "
-                              f"{checksums[name][:12]}...)")
+                raise OSError(_("wrong SHA-256 of the content ({found}..., expected "
+                                "{expected}...)").format(found=digest[:12],
+                                                         expected=checksums[name][:12]))
             set_default_permissions(temporary)
             os.replace(temporary, data_dir / (name + ".gz"))
             return data_dir / (name + ".gz")
@@ -266,12 +276,14 @@ def download_file(name, data_dir, mirrors, timeout=TIMEOUT_SECONDS, checksums=SH
             # ValueError for a malformed URL.
             reason = getattr(error, "reason", None) or error
             failures.append(f"{url}: {reason}")
-            print(f"download failed: {url}: {reason}", file=sys.stderr, flush=True)
+            print(_("download failed: {url}: {reason}").format(url=url, reason=reason),
+                  file=sys.stderr, flush=True)
         finally:
             if os.path.exists(temporary):
                 os.unlink(temporary)
-    raise UserError(f"could not download {name}.gz from any mirror ({'; '.join(failures)}). "
-                    + missing_files_message(data_dir, [name]), exit_status=1)
+    raise UserError(_("could not download {name}.gz from any mirror ({failures}).").format(
+        name=name, failures="; ".join(failures)) + " " + missing_files_message(data_dir, [name]),
+        exit_status=1)
 
 
 def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
@@ -282,14 +294,16 @@ def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
     """
     data_dir = Path(data_dir)
     if data_dir.exists() and not data_dir.is_dir():
-        raise UserError(f"the data folder {data_dir} is a file, not a folder")
+        raise UserError(_("the data folder {folder} is a file, not a folder").format(
+            folder=data_dir))
     missing = [name for name in names if find_idx_file(data_dir, name) is None]
     if verify:
         for name in names:
             path = find_idx_file(data_dir, name)
             if path is not None and content_sha256(path) != SHA256[name]:
-                raise UserError(f"{path}: wrong SHA-256 of the content: the file is damaged or is "
-                                f"not the official {name}; delete it and run again to download it")
+                raise UserError(_("{path}: wrong SHA-256 of the content: the file is damaged or "
+                                  "is not the official {name}; delete it and run again to "
+                                  "download it").format(path=path, name=name))
     if not missing:
         return
     if offline or os.environ.get(OFFLINE_VARIABLE) == "1":
@@ -297,8 +311,8 @@ def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot create the data folder {data_dir}: {error.strerror}",
-                        exit_status=1) from error
+        raise UserError(_("cannot create the data folder {folder}: {reason}").format(
+            folder=data_dir, reason=error.strerror), exit_status=1) from error
     mirrors = resolve_mirrors()
     for name in missing:
         download_file(name, data_dir, mirrors)
@@ -307,26 +321,30 @@ def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
 def add_data_arguments(parser):
     """Add the --data-dir and --offline flags, which every program that reads MNIST takes."""
     parser.add_argument("--data-dir", default=None,
-                        help=f"folder with the MNIST files, where missing ones are downloaded "
-                             f"(default: ${DATA_DIR_VARIABLE} if set, else ./{DEFAULT_DATA_DIR})")
+                        help=_("folder with the MNIST files, where missing ones are downloaded "
+                               "(default: ${variable} if set, else ./{folder})").format(
+                                   variable=DATA_DIR_VARIABLE, folder=DEFAULT_DATA_DIR))
     parser.add_argument("--offline", action="store_true",
-                        help=f"never download: fail if a MNIST file is missing (also "
-                             f"{OFFLINE_VARIABLE}=1)")
+                        help=_("never download: fail if a MNIST file is missing (also "
+                               "{variable}=1)").format(variable=OFFLINE_VARIABLE))
 
 
 def main(argv=None):
     parser = ArgumentParser(
-        description="Download the MNIST files that are missing from the data folder, and check "
-                    "them.")
-    parser.add_argument("command", choices=["download"], help="what to do")
+        description=_("Download the MNIST files that are missing from the data folder, and "
+                      "check them."))
+    parser.add_argument("command", choices=["download"], help=_("what to do"))
     add_data_arguments(parser)
     parser.add_argument("--verify", action="store_true",
-                        help="also check the SHA-256 of the files already there")
+                        help=_("also check the SHA-256 of the files already there"))
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
     ensure_files(data_dir, offline=args.offline, verify=args.verify)
-    checked = ", and their content matches the official SHA-256" if args.verify else ""
-    print(f"the four MNIST files are in {data_dir}/{checked}")
+    if args.verify:
+        print(_("the four MNIST files are in {folder}/, and their content matches the official "
+                "SHA-256").format(folder=data_dir))
+    else:
+        print(_("the four MNIST files are in {folder}/").format(folder=data_dir))
     return 0
 
 

@@ -15,6 +15,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import mnist_io
 import weights
 from errors import ArgumentParser, UserError, run_main
+from i18n import _, number
 
 DEFAULT_WEIGHTS = "pesos.json"
 # Shades from blank to full ink for drawing a digit as text, two characters per pixel so that the
@@ -89,12 +90,14 @@ def format_prediction(output, label=None):
     lines = []
     for k, value in enumerate(output):
         bar = "#" * int(round(float(value) * BAR_WIDTH))
-        marker = "  <- predicted" if k == digit else ""
-        lines.append(f"  {k}  {value:.4f}  {bar}{marker}")
-    lines.append(f"predicted digit: {digit} (output {output[digit]:.4f})")
+        marker = _("  <- predicted") if k == digit else ""
+        lines.append(f"  {k}  {number(value, 4)}  {bar}{marker}")
+    lines.append(_("predicted digit: {digit} (output {value})").format(
+        digit=digit, value=number(output[digit], 4)))
     if label is not None:
-        verdict = "correct" if digit == label else "wrong"
-        lines.append(f"expected label:  {label} ({verdict})")
+        verdict = _("correct") if digit == label else _("wrong")
+        lines.append(_("expected label:  {label} ({verdict})").format(label=label,
+                                                                      verdict=verdict))
     return "\n".join(lines)
 
 
@@ -102,22 +105,23 @@ def show_test_image(params, pool, data_dir, index):
     """Print the drawing, outputs, prediction and label of test image index."""
     images, labels = mnist_io.load_split(data_dir, "test")
     if not -len(images) <= index < len(images):
-        raise UserError(f"--index {index} is out of range: the test set has {len(images)} images "
-                        f"(0 to {len(images) - 1}; negative values count from the end)")
+        raise UserError(_("--index {index} is out of range: the test set has {count} images "
+                          "(0 to {last}; negative values count from the end)").format(
+                              index=index, count=len(images), last=len(images) - 1))
     index %= len(images)
     output = predict(params, pool, images[index:index + 1])[0]
-    print(f"test image {index}:")
+    print(_("test image {index}:").format(index=index))
     print(render_digit(images[index]))
     print(format_prediction(output, int(labels[index])))
 
 
 def build_parser():
     parser = ArgumentParser(
-        description="Show the trained network's prediction for one MNIST test image.")
+        description=_("Show the trained network's prediction for one MNIST test image."))
     parser.add_argument("--index", type=int, default=0,
-                        help="which test image, from 0 (negative values count from the end)")
+                        help=_("which test image, from 0 (negative values count from the end)"))
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
-                        help="the weights file written by train.py")
+                        help=_("the weights file written by train.py"))
     mnist_io.add_data_arguments(parser)
     return parser
 
@@ -125,9 +129,9 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if not os.path.exists(args.weights):
-        raise UserError(f"{args.weights} not found: train the network first with "
-                        f"'python train.py', or name another file with --weights")
-    params, pool, _ = weights.load(args.weights)
+        raise UserError(_("{path} not found: train the network first with 'python train.py', "
+                          "or name another file with --weights").format(path=args.weights))
+    params, pool = weights.load(args.weights)[:2]
     data_dir = mnist_io.resolve_data_dir(args.data_dir)
     mnist_io.ensure_files(data_dir, mnist_io.SPLITS["test"], offline=args.offline)
     show_test_image(params, pool, data_dir, args.index)

@@ -19,6 +19,7 @@ import kernels
 import mnist_io
 import weights
 from errors import EXIT_INTERRUPTED, ArgumentParser, UserError, run_main
+from i18n import _, number
 from predict import DEFAULT_WEIGHTS, evaluate, predict, show_test_image
 
 # Samples per call into the compiled training loop. Between calls, Python updates the progress bar
@@ -43,39 +44,39 @@ OVERRIDES = ("epochs", "lr", "train_size", "test_size", "filters", "filter_size"
 
 def build_parser():
     parser = ArgumentParser(
-        description="Train the convolutional network on MNIST and save its weights.")
+        description=_("Train the convolutional network on MNIST and save its weights."))
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                        help="starting settings: 'original' reproduces the original program "
-                             "(uniform start in [-1, 1], learning rate 0.01, the first 1000 "
-                             "training and 200 test images, no shuffling, 10 epochs); the flags "
-                             "below override it")
+                        help=_("starting settings: 'original' reproduces the original program "
+                               "(uniform start in [-1, 1], learning rate 0.01, the first 1000 "
+                               "training and 200 test images, no shuffling, 10 epochs); the flags "
+                               "below override it"))
     parser.add_argument("--epochs", type=int, default=None,
-                        help="passes over the training images (preset: 10)")
+                        help=_("passes over the training images (preset: 10)"))
     parser.add_argument("--lr", type=float, default=None,
-                        help="SGD learning rate (preset: 0.1, or 0.01 for 'original')")
+                        help=_("SGD learning rate (preset: 0.1, or 0.01 for 'original')"))
     parser.add_argument("--train-size", type=int, default=None,
-                        help="train on the first N training images (preset: all 60000)")
+                        help=_("train on the first N training images (preset: all 60000)"))
     parser.add_argument("--test-size", type=int, default=None,
-                        help="evaluate on the first N test images (preset: all 10000)")
+                        help=_("evaluate on the first N test images (preset: all 10000)"))
     parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the random generator for the initial weights and the "
-                             "shuffling; the same seed gives the same weights")
+                        help=_("seed of the random generator for the initial weights and the "
+                               "shuffling; the same seed gives the same weights"))
     parser.add_argument("--filters", type=int, default=None,
-                        help="number of convolution filters (preset: 8)")
+                        help=_("number of convolution filters (preset: 8)"))
     parser.add_argument("--filter-size", type=int, default=None,
-                        help="side K of the K x K filters (preset: 3)")
+                        help=_("side K of the K x K filters (preset: 3)"))
     parser.add_argument("--pool", type=int, default=None,
-                        help="side P of the P x P max-pool windows (preset: 2)")
+                        help=_("side P of the P x P max-pool windows (preset: 2)"))
     mnist_io.add_data_arguments(parser)
     parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
-                        help="weights file to write; when it exists and neither --retrain nor "
-                             "--resume is given, it is loaded instead of training")
+                        help=_("weights file to write; when it exists and neither --retrain nor "
+                               "--resume is given, it is loaded instead of training"))
     parser.add_argument("--retrain", action="store_true",
-                        help="train from new weights even if the weights file exists, and "
-                             "replace it")
+                        help=_("train from new weights even if the weights file exists, and "
+                               "replace it"))
     parser.add_argument("--resume", action="store_true",
-                        help="continue training the weights in the weights file for --epochs "
-                             "more epochs; the architecture comes from the file")
+                        help=_("continue training the weights in the weights file for --epochs "
+                               "more epochs; the architecture comes from the file"))
     return parser
 
 
@@ -87,8 +88,8 @@ def resolve_settings(args):
     if args.resume:
         given = [name for name in ARCHITECTURE if getattr(args, name) is not None]
         if given:
-            raise UserError(f"--{given[0].replace('_', '-')} cannot be used with --resume: the "
-                            f"architecture comes from the weights file")
+            raise UserError(_("--{flag} cannot be used with --resume: the architecture comes "
+                              "from the weights file").format(flag=given[0].replace("_", "-")))
     settings = dict(PRESETS[args.preset])
     for name in OVERRIDES:
         value = getattr(args, name)
@@ -98,17 +99,21 @@ def resolve_settings(args):
 
     for name in ("epochs", "filters", "filter_size", "pool"):
         if settings[name] < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {settings[name]}")
+            raise UserError(_("--{flag} must be at least 1, got {value}").format(
+                flag=name.replace("_", "-"), value=settings[name]))
     for name in ("train_size", "test_size"):
         if settings[name] is not None and settings[name] < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {settings[name]}")
+            raise UserError(_("--{flag} must be at least 1, got {value}").format(
+                flag=name.replace("_", "-"), value=settings[name]))
     largest = float(np.finfo(weights.DTYPE).max)  # a larger rate would be inf in float32
     if not 0 < settings["lr"] <= largest:
-        raise UserError(f"--lr must be a positive finite number no larger than {largest:.2g}, "
-                        f"got {settings['lr']}")
+        raise UserError(_("--lr must be a positive finite number no larger than {largest:.2g}, "
+                          "got {value}").format(largest=largest, value=settings["lr"]))
     if weights.pooled_size(mnist_io.IMAGE_SIZE, settings["filter_size"], settings["pool"]) < 1:
-        raise UserError(f"--filter-size {settings['filter_size']} with --pool {settings['pool']} "
-                        f"leaves nothing of a {mnist_io.IMAGE_SIZE}x{mnist_io.IMAGE_SIZE} image")
+        raise UserError(_("--filter-size {size} with --pool {pool} leaves nothing of a "
+                          "{image}x{image} image").format(size=settings["filter_size"],
+                                                          pool=settings["pool"],
+                                                          image=mnist_io.IMAGE_SIZE))
     return settings
 
 
@@ -116,20 +121,22 @@ def check_writable(path):
     """Raise UserError unless a file can be written at path: checked before hours of training."""
     folder = path.parent
     if not folder.is_dir():
-        raise UserError(f"cannot write {path}: folder {folder}/ does not exist")
+        raise UserError(_("cannot write {path}: folder {folder}/ does not exist").format(
+            path=path, folder=folder))
     if path.is_dir():
-        raise UserError(f"cannot write {path}: it is a folder")
+        raise UserError(_("cannot write {path}: it is a folder").format(path=path))
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror}", exit_status=1) from error
+        raise UserError(_("cannot write {path}: {reason}").format(path=path, reason=error.strerror),
+                        exit_status=1) from error
 
 
 def announce_compiling():
     """Print a notice before the kernels compile for the first time, which takes a few seconds."""
     if not kernels.is_cache_warm():
-        print("compiling the kernels (first run only; later runs load them from the cache)...",
+        print(_("compiling the kernels (first run only; later runs load them from the cache)..."),
               file=sys.stderr, flush=True)
 
 
@@ -138,7 +145,10 @@ def take(images, labels, size, split):
     if size is None:
         return images, labels
     if size > len(images):
-        raise UserError(f"--{split}-size {size} is larger than the {len(images)} {split} images")
+        message = (_("--train-size {size} is larger than the {count} training images")
+                   if split == "train" else
+                   _("--test-size {size} is larger than the {count} test images"))
+        raise UserError(message.format(size=size, count=len(images)))
     return images[:size], labels[:size]
 
 
@@ -171,7 +181,9 @@ def train(params, pool, train_data, test_data, settings, rng, first_epoch=1):
             started = time.perf_counter()
             order = rng.permutation(n_train) if settings["shuffle"] else np.arange(n_train)
             loss_sum = 0.0
-            with tqdm(total=n_train, desc=f"epoch {epoch}/{last_epoch}", unit=" img",
+            with tqdm(total=n_train, desc=_("epoch {epoch}/{last}").format(epoch=epoch,
+                                                                           last=last_epoch),
+                      unit=_(" img"),
                       leave=False, file=sys.stderr) as bar:
                 for begin in range(0, n_train, CHUNK_SIZE):
                     chunk = order[begin:begin + CHUNK_SIZE]
@@ -179,26 +191,37 @@ def train(params, pool, train_data, test_data, settings, rng, first_epoch=1):
                                                       pool, settings["lr"], work)
                     seen += len(chunk)
                     bar.update(len(chunk))
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
+                    bar.set_postfix_str(_("loss {value}").format(value=number(loss_sum / seen, 4)),
+                                        refresh=False)
 
             if not all(np.all(np.isfinite(array)) for array in params):
-                raise UserError(f"training diverged in epoch {epoch}: the weights are no longer "
-                                f"finite numbers; try a smaller --lr (it was {settings['lr']}). "
-                                f"Nothing was saved.", exit_status=1)
+                raise UserError(_("training diverged in epoch {epoch}: the weights are no longer "
+                                  "finite numbers; try a smaller --lr (it was {lr}). Nothing was "
+                                  "saved.").format(epoch=epoch, lr=number(settings["lr"])),
+                                exit_status=1)
             mse, correct = evaluate(predict(params, pool, test_images), test_labels)
             seconds = time.perf_counter() - started
             total = len(test_labels)
-            print(f"epoch {epoch:>2}/{last_epoch}  test MSE {mse:.6f}  accuracy {correct}/{total} "
-                  f"({100.0 * correct / total:.2f}%)  {seconds:.1f} s", flush=True)
+            print(_("epoch {epoch:>2}/{last}  test MSE {mse}  accuracy {correct}/{total} "
+                    "({percent}%)  {seconds} s").format(
+                        epoch=epoch, last=last_epoch, mse=number(mse, 6), correct=correct,
+                        total=total, percent=number(100.0 * correct / total, 2),
+                        seconds=number(seconds, 1)), flush=True)
             if epoch == first_epoch and correct <= CHANCE_ACCURACY * total:
-                print(f"note: the accuracy is at chance level, so the sigmoids may be saturated, "
-                      f"where their gradients vanish; a smaller --lr (it is {settings['lr']}) or "
-                      f"the default preset's start may help", file=sys.stderr, flush=True)
+                print(_("note: the accuracy is at chance level, so the sigmoids may be "
+                        "saturated, where their gradients vanish; a smaller --lr (it is {lr}) or "
+                        "the default preset's start may help").format(lr=number(settings["lr"])),
+                      file=sys.stderr, flush=True)
             history.append({"epoch": epoch, "train_loss": loss_sum / n_train, "test_mse": mse,
                             "correct": correct, "total": total, "seconds": round(seconds, 3)})
     except KeyboardInterrupt:
-        where = "while evaluating it" if seen == n_train else f"after {seen} of {n_train} images"
-        raise UserError(f"interrupted in epoch {epoch}/{last_epoch} {where}; nothing was saved",
+        if seen == n_train:
+            message = _("interrupted in epoch {epoch}/{last} while evaluating it; nothing was "
+                        "saved")
+        else:
+            message = _("interrupted in epoch {epoch}/{last} after {seen} of {total} images; "
+                        "nothing was saved")
+        raise UserError(message.format(epoch=epoch, last=last_epoch, seen=seen, total=n_train),
                         exit_status=EXIT_INTERRUPTED) from None
     return history
 
@@ -210,9 +233,10 @@ def main(argv=None):
     data_dir = mnist_io.resolve_data_dir(args.data_dir)
 
     if weights_path.exists() and not (args.retrain or args.resume):
-        params, pool, _ = weights.load(weights_path)
-        print(f"{weights_path} exists: loaded its weights and skipped training. To train anew, "
-              f"delete it or pass --retrain; to train it further, pass --resume.")
+        params, pool = weights.load(weights_path)[:2]
+        print(_("{path} exists: loaded its weights and skipped training. To train anew, delete "
+                "it or pass --retrain; to train it further, pass --resume.").format(
+                    path=weights_path))
         mnist_io.ensure_files(data_dir, mnist_io.SPLITS["test"], offline=args.offline)
         show_test_image(params, pool, data_dir, 0)
         return 0
@@ -220,8 +244,8 @@ def main(argv=None):
     history = []
     if args.resume:
         if not weights_path.exists():
-            raise UserError(f"--resume needs an existing weights file, and {weights_path} was "
-                            f"not found")
+            raise UserError(_("--resume needs an existing weights file, and {path} was not "
+                              "found").format(path=weights_path))
         params, pool, extra = weights.load(weights_path)
         filters = params[0]
         settings.update(filters=filters.shape[0], filter_size=filters.shape[1], pool=pool)
@@ -237,11 +261,14 @@ def main(argv=None):
         rng = np.random.default_rng(settings["seed"])
         params = weights.init_params(settings["filters"], settings["filter_size"],
                                      settings["pool"], rng, settings["init"])
-    print(f"training on {len(train_data[0])} images, testing on {len(test_data[0])}; "
-          f"{settings['filters']} filters of {settings['filter_size']}x{settings['filter_size']}, "
-          f"{settings['pool']}x{settings['pool']} pooling, learning rate {settings['lr']}, seed "
-          f"{settings['seed']}" + (f"; resuming after epoch {len(history)}" if history else ""),
-          flush=True)
+    summary = _("training on {train} images, testing on {test}; {filters} filters of "
+                "{size}x{size}, {pool}x{pool} pooling, learning rate {lr}, seed {seed}").format(
+                    train=len(train_data[0]), test=len(test_data[0]), filters=settings["filters"],
+                    size=settings["filter_size"], pool=settings["pool"], lr=number(settings["lr"]),
+                    seed=settings["seed"])
+    if history:
+        summary += _("; resuming after epoch {epoch}").format(epoch=len(history))
+    print(summary, flush=True)
 
     history += train(params, settings["pool"], train_data, test_data, settings, rng,
                      first_epoch=len(history) + 1)
@@ -250,7 +277,7 @@ def main(argv=None):
     record.update(preset=args.preset, epochs=len(history), train_size=len(train_data[0]),
                   test_size=len(test_data[0]), history=history)
     weights.save(weights_path, params, {"training": record})
-    print(f"saved the weights to {weights_path}")
+    print(_("saved the weights to {path}").format(path=weights_path))
     show_test_image(params, settings["pool"], data_dir, 0)
     return 0
 

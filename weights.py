@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from errors import UserError
+from i18n import _
 from mnist_io import IMAGE_SIZE, N_CLASSES, set_default_permissions
 
 ARRAY_KEYS = ("conv_filters", "conv_biases", "fc_weights", "fc_biases")
@@ -41,8 +42,9 @@ def init_params(n_filters, filter_size, pool, rng, scheme="glorot"):
     """
     side = pooled_size(IMAGE_SIZE, filter_size, pool)
     if side < 1:
-        raise UserError(f"a {filter_size}x{filter_size} filter with {pool}x{pool} pooling leaves "
-                        f"nothing of a {IMAGE_SIZE}x{IMAGE_SIZE} image")
+        raise UserError(_("a {size}x{size} filter with {pool}x{pool} pooling leaves nothing of a "
+                          "{image}x{image} image").format(size=filter_size, pool=pool,
+                                                          image=IMAGE_SIZE))
     n_features = n_filters * side * side
     shapes = [(n_filters, filter_size, filter_size), (n_filters,), (N_CLASSES, n_features),
               (N_CLASSES,)]
@@ -80,7 +82,8 @@ def format_weights(params, extra=None):
     }
     for key, array in arrays.items():
         if not np.all(np.isfinite(array)):
-            raise UserError(f"cannot save {key}: it contains NaN or infinite values",
+            raise UserError(_("cannot save {key}: it contains NaN or infinite values").format(
+                key=key),
                             exit_status=1)
     fields = [f'"{key}":{_format_array(np.asarray(array, DTYPE))}' for key, array in arrays.items()]
     for key, value in (extra or {}).items():
@@ -127,29 +130,41 @@ def save(path, params, extra=None):
     write_atomic(path, format_weights(params, extra))
 
 
+def _short_repr(value):
+    # A number of thousands of digits would make the message unreadable.
+    text = repr(value)
+    return text if len(text) <= 40 else text[:20] + "..." + text[-10:]
+
+
 def _parse_array(path, document, key):
     """Return document[key], a serialised ndarray, as a float32 array; raise UserError if invalid."""
     if key not in document:
-        raise UserError(f"{path}: key {key!r} is missing")
+        raise UserError(_("{path}: key {key} is missing").format(path=path, key=repr(key)))
     value = document[key]
     if not isinstance(value, dict) or not {"v", "dim", "data"} <= value.keys():
-        raise UserError(f"{path}: {key} must be an object with the keys v, dim and data")
+        raise UserError(_("{path}: {key} must be an object with the keys v, dim and data").format(
+            path=path, key=key))
     if value["v"] != ARRAY_VERSION:
-        raise UserError(f"{path}: {key} has array version {value['v']!r}; only version "
-                        f"{ARRAY_VERSION} is known")
+        raise UserError(_("{path}: {key} has array version {found}; only version {known} is "
+                          "known").format(path=path, key=key, found=repr(value["v"]),
+                                          known=ARRAY_VERSION))
     dims, data = value["dim"], value["data"]
     if (not isinstance(dims, list)
             or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims)):
-        raise UserError(f"{path}: {key}.dim must be a list of positive integers, found {dims!r}")
+        raise UserError(_("{path}: {key}.dim must be a list of positive integers, found {dims}")
+                        .format(path=path, key=key, dims=repr(dims)))
     if not isinstance(data, list):
-        raise UserError(f"{path}: {key}.data must be a list of numbers")
+        raise UserError(_("{path}: {key}.data must be a list of numbers").format(path=path,
+                                                                                  key=key))
     expected = math.prod(dims)
     if len(data) != expected:
-        raise UserError(f"{path}: {key}.data has {len(data)} numbers, but dim {dims} needs "
-                        f"{expected}")
+        raise UserError(_("{path}: {key}.data has {found} numbers, but dim {dims} needs "
+                          "{expected}").format(path=path, key=key, found=len(data), dims=dims,
+                                               expected=expected))
     for position, number in enumerate(data):
         if isinstance(number, bool) or not isinstance(number, (int, float)):
-            raise UserError(f"{path}: {key}.data[{position}] is {number!r}, not a number")
+            raise UserError(_("{path}: {key}.data[{position}] is {value}, not a number").format(
+                path=path, key=key, position=position, value=repr(number)))
     try:
         array = np.array(data, dtype=np.float64)
     except OverflowError:  # an integer beyond float64's range
@@ -158,8 +173,9 @@ def _parse_array(path, document, key):
         array = array.astype(DTYPE)
     if not np.all(np.isfinite(array)):
         position = int(np.argmin(np.isfinite(array)))
-        raise UserError(f"{path}: {key}.data[{position}] is {data[position]!r}, which is not a "
-                        f"finite float32 number")
+        raise UserError(_("{path}: {key}.data[{position}] is {value}, which is not a finite "
+                          "float32 number").format(path=path, key=key, position=position,
+                                                   value=_short_repr(data[position])))
     return array.reshape(dims)
 
 
@@ -179,11 +195,14 @@ def _infer_pool(path, filter_size, n_filters, n_features, stored_pool):
     if len(exact) == 1:
         return exact[0]
     if not candidates:
-        raise UserError(f"{path}: fc_weights has {n_features} inputs, which no pooling of "
-                        f"{n_filters} maps of {conv_side}x{conv_side} gives "
-                        f"(the network takes {IMAGE_SIZE}x{IMAGE_SIZE} images)")
-    raise UserError(f"{path}: the pool size is ambiguous ({candidates}) for {side}x{side} pooled "
-                    f"maps; add \"training\": {{\"pool\": N}} to the file to choose")
+        raise UserError(_("{path}: fc_weights has {inputs} inputs, which no pooling of {maps} "
+                          "maps of {side}x{side} gives (the network takes {image}x{image} "
+                          "images)").format(path=path, inputs=n_features, maps=n_filters,
+                                            side=conv_side, image=IMAGE_SIZE))
+    raise UserError(_("{path}: the pool size is ambiguous ({candidates}) for {side}x{side} pooled "
+                      "maps; add {hint} to the file to choose").format(
+                          path=path, candidates=candidates, side=side,
+                          hint='"training": {"pool": N}'))
 
 
 def parse_weights(path, text):
@@ -192,38 +211,44 @@ def parse_weights(path, text):
     extra holds the top-level keys other than the four arrays.
     """
     if not text.strip():
-        raise UserError(f"{path}: file is empty")
+        raise UserError(_("{path}: file is empty").format(path=path))
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise UserError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column "
-                        f"{error.colno}); the file may be cut short") from error
+        raise UserError(_("{path}: not valid JSON ({reason} at line {line}, column {column}); "
+                          "the file may be cut short").format(
+                              path=path, reason=error.msg, line=error.lineno,
+                              column=error.colno)) from error
     except ValueError as error:  # an integer literal longer than Python converts (4300 digits)
-        raise UserError(f"{path}: not a valid pesos.json ({error})") from error
+        raise UserError(_("{path}: not a valid pesos.json ({reason})").format(
+            path=path, reason=error)) from error
     except RecursionError as error:
-        raise UserError(f"{path}: not valid pesos.json (nested too deeply)") from error
+        raise UserError(_("{path}: not a valid pesos.json (nested too deeply)").format(
+            path=path)) from error
     if not isinstance(document, dict):
-        raise UserError(f"{path}: expected a JSON object with the keys {', '.join(ARRAY_KEYS)}, "
-                        f"found a {type(document).__name__}")
+        raise UserError(_("{path}: expected a JSON object with the keys {keys}, found a {type}")
+                        .format(path=path, keys=", ".join(ARRAY_KEYS),
+                                type=type(document).__name__))
     filters, conv_biases, fc_weights, fc_biases = (
         _parse_array(path, document, key) for key in ARRAY_KEYS)
 
     if filters.ndim != 4 or filters.shape[1] != 1 or filters.shape[2] != filters.shape[3]:
-        raise UserError(f"{path}: conv_filters.dim must be [F, 1, K, K], found "
-                        f"{list(filters.shape)}")
-    n_filters, _, size, _ = filters.shape
+        raise UserError(_("{path}: conv_filters.dim must be [F, 1, K, K], found {dims}").format(
+            path=path, dims=list(filters.shape)))
+    n_filters, size = filters.shape[0], filters.shape[2]
     if size > IMAGE_SIZE:
-        raise UserError(f"{path}: {size}x{size} filters do not fit a {IMAGE_SIZE}x{IMAGE_SIZE} "
-                        f"image")
+        raise UserError(_("{path}: {size}x{size} filters do not fit a {image}x{image} image")
+                        .format(path=path, size=size, image=IMAGE_SIZE))
     if conv_biases.shape != (n_filters,):
-        raise UserError(f"{path}: conv_biases.dim must be [{n_filters}] for {n_filters} filters, "
-                        f"found {list(conv_biases.shape)}")
+        raise UserError(_("{path}: conv_biases.dim must be [{filters}] for {filters} filters, "
+                          "found {dims}").format(path=path, filters=n_filters,
+                                                 dims=list(conv_biases.shape)))
     if fc_weights.ndim != 2 or fc_weights.shape[0] != N_CLASSES:
-        raise UserError(f"{path}: fc_weights.dim must be [{N_CLASSES}, D], found "
-                        f"{list(fc_weights.shape)}")
+        raise UserError(_("{path}: fc_weights.dim must be [{classes}, D], found {dims}").format(
+            path=path, classes=N_CLASSES, dims=list(fc_weights.shape)))
     if fc_biases.shape != (N_CLASSES,):
-        raise UserError(f"{path}: fc_biases.dim must be [{N_CLASSES}], found "
-                        f"{list(fc_biases.shape)}")
+        raise UserError(_("{path}: fc_biases.dim must be [{classes}], found {dims}").format(
+            path=path, classes=N_CLASSES, dims=list(fc_biases.shape)))
 
     extra = {key: value for key, value in document.items() if key not in ARRAY_KEYS}
     training = extra.get("training")
@@ -238,11 +263,13 @@ def load(path):
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as error:
-        raise UserError(f"{path}: file not found") from error
+        raise UserError(_("{path}: file not found").format(path=path)) from error
     except IsADirectoryError as error:
-        raise UserError(f"{path} is a folder, not a weights file") from error
+        raise UserError(_("{path} is a folder, not a weights file").format(path=path)) from error
     except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not a text file ({error.reason} at byte {error.start})") from error
+        raise UserError(_("{path}: not a text file ({reason} at byte {position})").format(
+            path=path, reason=error.reason, position=error.start)) from error
     except OSError as error:
-        raise UserError(f"{path}: cannot read: {error.strerror}") from error
+        raise UserError(_("{path}: cannot read: {reason}").format(
+            path=path, reason=error.strerror)) from error
     return parse_weights(path, text)

@@ -9,6 +9,10 @@ import pytest
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+# The tests check English messages, whatever the machine's locale; the tests of the Portuguese
+# catalog set their own locale variables.
+os.environ["LANGUAGE"] = "en"
+
 import mnist_io  # noqa: E402  (needs the path above)
 
 # No test may reach a real mirror: unless a test names its own mirrors, downloads look in a folder

@@ -114,7 +114,7 @@ def test_original_preset_prints_ten_epochs(mnist_dir, tmp_path):
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--lr", "-1"], "--lr must be a positive finite number"),
     (["--lr", "nan"], "--lr must be a positive finite number"),
-    (["--train-size", "70000"], "--train-size 70000 is larger than the 60000 train images"),
+    (["--train-size", "70000"], "--train-size 70000 is larger than the 60000 training images"),
     (["--filter-size", "20", "--pool", "10"], "leaves nothing"),
 ])
 def test_train_rejects_bad_flags(mnist_dir, tmp_path, args, expected):
