@@ -26,7 +26,7 @@ import kernels
 import mnist_io
 import weights
 from errors import ArgumentParser, run_main
-from i18n import _
+from i18n import DECIMAL_SEPARATOR, _, number
 from predict import predict
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -240,30 +240,36 @@ def main(argv=None):
 
 def print_table(figures, train_size, test_size, full_run_args):
     def ratio(ours, theirs):
-        return f"{ours / theirs:.1f}x" if theirs else ""
+        return number(ours / theirs, 1) + "x" if theirs else ""
 
     def rate(value, unit):
-        return f"{value:,.0f} {unit}" if value else _("not installed")
+        if not value:
+            return _("not installed")
+        # Thousands grouped with the separator of the language: a comma in English, a dot in
+        # Portuguese, where the comma is the decimal separator.
+        grouped = f"{value:,.0f}"
+        return (grouped.replace(",", ".") if DECIMAL_SEPARATOR == "," else grouped) + " " + unit
 
     compile_seconds = figures["compile_seconds"]
     rows = [
         (_("compile all kernels, empty cache"),
-         f"{compile_seconds:.1f} s" if compile_seconds else _("skipped"), ""),
+         number(compile_seconds, 1) + " s" if compile_seconds else _("skipped"), ""),
         (_("training, numba, 1 thread ({count} images)").format(count=train_size),
-         rate(figures["train_numba"], "samples/s"), "1.0x"),
-        (_("training, NumPy reference, 1 thread"), rate(figures["train_numpy"], "samples/s"),
+         rate(figures["train_numba"], _("samples/s")), number(1.0, 1) + "x"),
+        (_("training, NumPy reference, 1 thread"), rate(figures["train_numpy"], _("samples/s")),
          ratio(figures["train_numba"], figures["train_numpy"])),
-        (_("training, PyTorch batch 1, 1 thread"), rate(figures["train_torch"], "samples/s"),
+        (_("training, PyTorch batch 1, 1 thread"), rate(figures["train_torch"], _("samples/s")),
          ratio(figures["train_numba"], figures["train_torch"])),
         (_("inference, numba, all cores ({count} images)").format(count=test_size),
-         rate(figures["infer_numba"], "images/s"), "1.0x"),
-        (_("inference, PyTorch batched, all cores"), rate(figures["infer_torch"], "images/s"),
+         rate(figures["infer_numba"], _("images/s")), number(1.0, 1) + "x"),
+        (_("inference, PyTorch batched, all cores"), rate(figures["infer_torch"], _("images/s")),
          ratio(figures["infer_numba"], figures["infer_torch"])),
-        (_("train.py, whole run (*): wall time"), f"{figures['full_run_seconds']:.1f} s", ""),
+        (_("train.py, whole run (*): wall time"), number(figures["full_run_seconds"], 1) + " s",
+         ""),
         (_("train.py, whole run (*): peak resident memory"),
-         f"{figures['full_run_peak_mb']:.0f} MB", ""),
+         number(figures["full_run_peak_mb"], 0) + " MB", ""),
         (_("predict.py --index 0, warm cache: wall time"),
-         f"{figures['predict_seconds']:.2f} s", ""),
+         number(figures["predict_seconds"], 2) + " s", ""),
     ]
     print(f"| {_('measurement'):<52} | {_('value'):>20} | {_('numba is'):>8} |")
     print(f"|{'-' * 54}|{'-' * 22}|{'-' * 10}|")

@@ -54,7 +54,7 @@ DECIMAL_SEPARATOR = "," if isinstance(TRANSLATION, gettext.GNUTranslations) else
 
 # argparse looks its own words up ("usage:", "show this help message and exit", its error
 # messages) through a module-level function named _, at the moment it prints them. Pointing that
-# name at this translation makes them follow the same language as ours; the catalog holds them.
+# name at this translation makes them follow the same language as ours; the catalog contains them.
 argparse._ = _
 argparse.ngettext = ngettext
 

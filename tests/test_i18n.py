@@ -15,8 +15,8 @@ from conftest import PROJECT_DIR
 
 SOURCES = ["errors.py", "mnist_io.py", "weights.py", "train.py", "predict.py", "bench.py"]
 
-# argparse's own messages that a user of these programs can meet, in the wording of the Python
-# versions this project supports; the catalog must translate each.
+# The argparse messages that users of these programs can meet. Their wording is that of the
+# Python versions this project supports, and the catalog must translate each one.
 ARGPARSE_MESSAGES = [
     "usage: ", "options", "positional arguments", "show this help message and exit",
     "argument %(argument_name)s: %(message)s", "unrecognized arguments: %s",
