@@ -6,7 +6,7 @@
 
 Training rows run the same network with per-sample SGD on one thread: our compiled loop, the plain
 NumPy version the tests use as a reference, and PyTorch with batches of one image. PyTorch is
-optional, and its rows say "not installed" without it. Inference rows run over the 10,000 test
+optional, and its rows show "not installed" without it. Inference rows run over the 10,000 test
 images on every core.
 """
 
