@@ -25,7 +25,7 @@ import numpy as np
 import kernels
 import mnist_io
 import weights
-from errors import ArgumentParser, run_main
+from errors import ArgumentParser, UserError, run_main
 from i18n import DECIMAL_SEPARATOR, _, number
 from predict import predict
 
@@ -198,9 +198,13 @@ def main(argv=None):
                                           "inference, against NumPy and PyTorch."))
     parser.add_argument("--quick", action="store_true",
                         help=_("tiny sizes and no cold compile: checks that every row runs"))
-    parser.add_argument("--json", metavar="FILE", help=_("also write the figures to FILE as JSON"))
+    parser.add_argument("--json", metavar=_("FILE"),
+                        help=_("also write the figures to this file, as JSON"))
     mnist_io.add_data_arguments(parser)
     args = parser.parse_args(argv)
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise UserError(_("cannot write {path}: folder {folder}/ does not exist").format(
+            path=args.json, folder=Path(args.json).parent))
 
     data_dir = mnist_io.resolve_data_dir(args.data_dir)
     mnist_io.ensure_files(data_dir, offline=args.offline)
@@ -234,7 +238,11 @@ def main(argv=None):
 
     print_table(figures, train_size, len(test_images), " ".join(full_run_args))
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        try:
+            Path(args.json).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        except OSError as error:
+            raise UserError(_("cannot write {path}: {reason}").format(
+                path=args.json, reason=_(error.strerror or str(error))), exit_status=1) from error
     return 0
 
 
@@ -271,10 +279,11 @@ def print_table(figures, train_size, test_size, full_run_args):
         (_("predict.py --index 0, warm cache: wall time"),
          number(figures["predict_seconds"], 2) + " s", ""),
     ]
-    print(f"| {_('measurement'):<52} | {_('value'):>20} | {_('numba is'):>8} |")
-    print(f"|{'-' * 54}|{'-' * 22}|{'-' * 10}|")
+    table_row = "| {:<52} | {:>20} | {:>8} |".format
+    print(table_row(_("measurement"), _("value"), _("speed-up")))
+    print(table_row("-" * 52, "-" * 20, "-" * 8).replace(" ", "-"))
     for name, value, speedup in rows:
-        print(f"| {name:<52} | {value:>20} | {speedup:>8} |")
+        print(table_row(name, value, speedup))
     print(_("(*) python train.py {args}, kernels already compiled").format(args=full_run_args))
 
 

@@ -29,7 +29,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action):
         # argparse's own version appends " (default: ...)" in English only, so this one does it.
-        if not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+        if (not action.option_strings or action.default is None or action.default is False
+                or action.default is argparse.SUPPRESS):
             return action.help
         return action.help + _(" (default: %(default)s)")
 
@@ -47,6 +48,21 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, _("error: {message} (see {program} --help)").format(
             message=message, program=self.prog) + "\n")
+
+
+def integer(text):
+    """Convert a flag's text to an int; argparse names this function in its error messages."""
+    return int(text)
+
+
+def decimal(text):
+    """Convert a flag's text to a float; argparse names this function in its error messages."""
+    return float(text.replace(",", "."))  # a decimal comma is accepted too
+
+
+# argparse writes "invalid <name of the type function> value": give the names in the language.
+integer.__name__ = _("integer")
+decimal.__name__ = _("number")
 
 
 def run_main(main):

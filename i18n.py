@@ -75,6 +75,6 @@ def compile_catalog():
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["compile"]:
-        sys.exit("usage: python i18n.py compile")
+        sys.exit(_("usage: python i18n.py compile"))
     compile_catalog()
-    print(f"wrote {CATALOG.with_suffix('.mo')}")
+    print(_("wrote {path}").format(path=CATALOG.with_suffix(".mo")))

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from errors import ArgumentParser, UserError, run_main
-from i18n import _
+from i18n import _, ngettext
 
 DATA_DIR_VARIABLE = "MNIST_DATA_DIR"
 DEFAULT_DATA_DIR = "data"
@@ -88,10 +88,13 @@ def find_idx_file(data_dir, name):
 def missing_files_message(data_dir, missing=FILE_NAMES):
     """Return the one-line message that tells how to place the missing MNIST files by hand."""
     names = ", ".join(name + ".gz" for name in missing)
-    return _("MNIST files not found in {folder}/: it needs {names} (compressed or not). "
-             "Download them from {url} into that folder, or point --data-dir or {variable} at "
-             "the folder that holds them.").format(folder=data_dir, names=names, url=MIRRORS[0],
-                                                   variable=DATA_DIR_VARIABLE)
+    return ngettext(
+        "MNIST file not found in {folder}/: {names} (compressed or not). Download it from {url} "
+        "into that folder, or point --data-dir or {variable} at the folder that holds it.",
+        "MNIST files not found in {folder}/: {names} (compressed or not). Download them from "
+        "{url} into that folder, or point --data-dir or {variable} at the folder that holds them.",
+        len(missing)).format(folder=data_dir, names=names, url=resolve_mirrors()[0],
+                             variable=DATA_DIR_VARIABLE)
 
 
 def _open_idx(path):
@@ -136,6 +139,21 @@ def _read_payload(stream, size, path):
     return data
 
 
+def describe_read_error(error):
+    """Return the reason for a failed read of a file, possibly gzip, in the user's language."""
+    if isinstance(error, EOFError):  # what gzip raises for a stream cut short
+        return _("the compressed data ends too early: the file is cut short")
+    if isinstance(error, (gzip.BadGzipFile, zlib.error)):
+        return _("the compressed data is damaged")
+    return describe_os_error(error)
+
+
+def describe_os_error(error):
+    """Return an OSError's reason in the user's language when it is a common one."""
+    reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or error
+    return _(str(reason)) if isinstance(reason, str) else str(reason)
+
+
 def read_idx(path, expected_ndim):
     """Read an IDX file of unsigned bytes with expected_ndim dimensions into a uint8 array.
 
@@ -161,8 +179,8 @@ def read_idx(path, expected_ndim):
             shape = tuple(int(d) for d in np.frombuffer(header, dtype=">u4"))
             payload = _read_payload(stream, int(np.prod(shape)), path)
     except (OSError, EOFError, zlib.error) as error:
-        # gzip raises BadGzipFile (an OSError) or EOFError for a cut or corrupt stream.
-        raise UserError(_("{path}: cannot read: {error}").format(path=path, error=error)) from error
+        raise UserError(_("{path}: cannot read: {reason}").format(
+            path=path, reason=describe_read_error(error))) from error
     return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
 
 
@@ -215,7 +233,8 @@ def content_sha256(path):
             for chunk in iter(lambda: stream.read(READ_CHUNK_BYTES), b""):
                 digest.update(chunk)
     except (OSError, EOFError, zlib.error) as error:
-        raise UserError(_("{path}: cannot read: {error}").format(path=path, error=error)) from error
+        raise UserError(_("{path}: cannot read: {reason}").format(
+            path=path, reason=describe_read_error(error))) from error
     return digest.hexdigest()
 
 
@@ -274,16 +293,18 @@ def download_file(name, data_dir, mirrors, timeout=TIMEOUT_SECONDS, checksums=SH
         except (OSError, UserError, ValueError) as error:
             # urllib raises URLError and HTTPError (both OSError), or a timeout (OSError too), and
             # ValueError for a malformed URL.
-            reason = getattr(error, "reason", None) or error
+            reason = describe_os_error(error)
+            if isinstance(getattr(error, "reason", None), OSError):  # URLError wraps the cause
+                reason = describe_os_error(error.reason)
             failures.append(f"{url}: {reason}")
             print(_("download failed: {url}: {reason}").format(url=url, reason=reason),
                   file=sys.stderr, flush=True)
         finally:
             if os.path.exists(temporary):
                 os.unlink(temporary)
-    raise UserError(_("could not download {name}.gz from any mirror ({failures}).").format(
-        name=name, failures="; ".join(failures)) + " " + missing_files_message(data_dir, [name]),
-        exit_status=1)
+    raise UserError(_("could not download {name}.gz from any mirror ({failures}); {advice}")
+                    .format(name=name, failures="; ".join(failures),
+                            advice=missing_files_message(data_dir, [name])), exit_status=1)
 
 
 def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
@@ -312,7 +333,7 @@ def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(_("cannot create the data folder {folder}: {reason}").format(
-            folder=data_dir, reason=error.strerror), exit_status=1) from error
+            folder=data_dir, reason=describe_os_error(error)), exit_status=1) from error
     mirrors = resolve_mirrors()
     for name in missing:
         download_file(name, data_dir, mirrors)
@@ -320,7 +341,7 @@ def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
 
 def add_data_arguments(parser):
     """Add the --data-dir and --offline flags, which every program that reads MNIST takes."""
-    parser.add_argument("--data-dir", default=None,
+    parser.add_argument("--data-dir", default=None, metavar=_("FOLDER"),
                         help=_("folder with the MNIST files, where missing ones are downloaded "
                                "(default: ${variable} if set, else ./{folder})").format(
                                    variable=DATA_DIR_VARIABLE, folder=DEFAULT_DATA_DIR))
@@ -333,7 +354,8 @@ def main(argv=None):
     parser = ArgumentParser(
         description=_("Download the MNIST files that are missing from the data folder, and "
                       "check them."))
-    parser.add_argument("command", choices=["download"], help=_("what to do"))
+    parser.add_argument("command", choices=["download"], metavar=_("COMMAND"),
+                        help=_("what to do: download"))
     add_data_arguments(parser)
     parser.add_argument("--verify", action="store_true",
                         help=_("also check the SHA-256 of the files already there"))

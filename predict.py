@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import mnist_io
 import weights
-from errors import ArgumentParser, UserError, run_main
+from errors import ArgumentParser, UserError, integer, run_main
 from i18n import _, number
 
 DEFAULT_WEIGHTS = "pesos.json"
@@ -58,7 +58,8 @@ def forward_numpy(images, params, pool):
     blocks = conv[:, :, :rows * pool, :columns * pool].reshape(
         n_images, n_filters, rows, pool, columns, pool)
     pooled = sigmoid_numpy(blocks.max(axis=(3, 5))).reshape(n_images, -1)
-    return sigmoid_numpy(pooled @ fc_weights.T + fc_biases)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge weights: sigmoid(inf) is 1
+        return sigmoid_numpy(pooled @ fc_weights.T + fc_biases)
 
 
 def sigmoid_numpy(x):
@@ -119,9 +120,9 @@ def show_test_image(params, pool, data_dir, index):
 def build_parser():
     parser = ArgumentParser(
         description=_("Show the trained network's prediction for one MNIST test image."))
-    parser.add_argument("--index", type=int, default=0,
+    parser.add_argument("--index", type=integer, default=0, metavar="N",
                         help=_("which test image, from 0 (negative values count from the end)"))
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, metavar=_("FILE"),
                         help=_("the weights file written by train.py"))
     mnist_io.add_data_arguments(parser)
     return parser

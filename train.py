@@ -18,7 +18,7 @@ from tqdm import tqdm
 import kernels
 import mnist_io
 import weights
-from errors import EXIT_INTERRUPTED, ArgumentParser, UserError, run_main
+from errors import EXIT_INTERRUPTED, ArgumentParser, UserError, decimal, integer, run_main
 from i18n import _, number
 from predict import DEFAULT_WEIGHTS, evaluate, predict, show_test_image
 
@@ -50,25 +50,25 @@ def build_parser():
                                "(uniform start in [-1, 1], learning rate 0.01, the first 1000 "
                                "training and 200 test images, no shuffling, 10 epochs); the flags "
                                "below override it"))
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=integer, default=None, metavar="N",
                         help=_("passes over the training images (preset: 10)"))
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--lr", type=decimal, default=None, metavar=_("RATE"),
                         help=_("SGD learning rate (preset: 0.1, or 0.01 for 'original')"))
-    parser.add_argument("--train-size", type=int, default=None,
+    parser.add_argument("--train-size", type=integer, default=None, metavar="N",
                         help=_("train on the first N training images (preset: all 60000)"))
-    parser.add_argument("--test-size", type=int, default=None,
+    parser.add_argument("--test-size", type=integer, default=None, metavar="N",
                         help=_("evaluate on the first N test images (preset: all 10000)"))
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=integer, default=0, metavar="N",
                         help=_("seed of the random generator for the initial weights and the "
                                "shuffling; the same seed gives the same weights"))
-    parser.add_argument("--filters", type=int, default=None,
+    parser.add_argument("--filters", type=integer, default=None, metavar="N",
                         help=_("number of convolution filters (preset: 8)"))
-    parser.add_argument("--filter-size", type=int, default=None,
+    parser.add_argument("--filter-size", type=integer, default=None, metavar="N",
                         help=_("side K of the K x K filters (preset: 3)"))
-    parser.add_argument("--pool", type=int, default=None,
+    parser.add_argument("--pool", type=integer, default=None, metavar="N",
                         help=_("side P of the P x P max-pool windows (preset: 2)"))
     mnist_io.add_data_arguments(parser)
-    parser.add_argument("--weights", default=DEFAULT_WEIGHTS,
+    parser.add_argument("--weights", default=DEFAULT_WEIGHTS, metavar=_("FILE"),
                         help=_("weights file to write; when it exists and neither --retrain nor "
                                "--resume is given, it is loaded instead of training"))
     parser.add_argument("--retrain", action="store_true",
@@ -83,8 +83,8 @@ def build_parser():
 def resolve_settings(args):
     """Return the training settings: the preset's, overridden by the flags given; check them."""
     if args.resume and args.retrain:
-        raise UserError("--resume and --retrain exclude each other: --resume continues the "
-                        "weights in the file, --retrain replaces them")
+        raise UserError(_("--resume and --retrain exclude each other: --resume continues the "
+                          "weights in the file, --retrain replaces them"))
     if args.resume:
         given = [name for name in ARCHITECTURE if getattr(args, name) is not None]
         if given:
@@ -107,8 +107,9 @@ def resolve_settings(args):
                 flag=name.replace("_", "-"), value=settings[name]))
     largest = float(np.finfo(weights.DTYPE).max)  # a larger rate would be inf in float32
     if not 0 < settings["lr"] <= largest:
-        raise UserError(_("--lr must be a positive finite number no larger than {largest:.2g}, "
-                          "got {value}").format(largest=largest, value=settings["lr"]))
+        raise UserError(_("--lr must be a positive finite number no larger than {largest}, "
+                          "got {value}").format(largest=number(f"{largest:.2g}"),
+                                                value=number(settings["lr"])))
     if weights.pooled_size(mnist_io.IMAGE_SIZE, settings["filter_size"], settings["pool"]) < 1:
         raise UserError(_("--filter-size {size} with --pool {pool} leaves nothing of a "
                           "{image}x{image} image").format(size=settings["filter_size"],
@@ -237,6 +238,11 @@ def main(argv=None):
         print(_("{path} exists: loaded its weights and skipped training. To train anew, delete "
                 "it or pass --retrain; to train it further, pass --resume.").format(
                     path=weights_path))
+        ignored = [name for name in OVERRIDES if getattr(args, name) is not None]
+        if ignored:
+            print(_("note: {flags} had no effect, because training was skipped").format(
+                flags=", ".join("--" + name.replace("_", "-") for name in ignored)),
+                file=sys.stderr)
         mnist_io.ensure_files(data_dir, mnist_io.SPLITS["test"], offline=args.offline)
         show_test_image(params, pool, data_dir, 0)
         return 0

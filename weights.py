@@ -205,6 +205,19 @@ def _infer_pool(path, filter_size, n_filters, n_features, stored_pool):
                           hint='"training": {"pool": N}'))
 
 
+def describe_json_value(value):
+    """Return what kind of JSON value value is, in words of the user's language."""
+    if isinstance(value, list):
+        return _("a list")
+    if isinstance(value, str):
+        return _("a string")
+    if isinstance(value, bool):
+        return _("true or false")
+    if isinstance(value, (int, float)):
+        return _("a number")
+    return _("null")
+
+
 def parse_weights(path, text):
     """Return (params, pool, extra) from the text of a pesos.json file; raise UserError if invalid.
 
@@ -215,9 +228,10 @@ def parse_weights(path, text):
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
+        # error.msg is one of the json module's fixed phrases; the catalog translates them.
         raise UserError(_("{path}: not valid JSON ({reason} at line {line}, column {column}); "
                           "the file may be cut short").format(
-                              path=path, reason=error.msg, line=error.lineno,
+                              path=path, reason=_(error.msg), line=error.lineno,
                               column=error.colno)) from error
     except ValueError as error:  # an integer literal longer than Python converts (4300 digits)
         raise UserError(_("{path}: not a valid pesos.json ({reason})").format(
@@ -226,9 +240,9 @@ def parse_weights(path, text):
         raise UserError(_("{path}: not a valid pesos.json (nested too deeply)").format(
             path=path)) from error
     if not isinstance(document, dict):
-        raise UserError(_("{path}: expected a JSON object with the keys {keys}, found a {type}")
+        raise UserError(_("{path}: expected a JSON object with the keys {keys}, found {kind}")
                         .format(path=path, keys=", ".join(ARRAY_KEYS),
-                                type=type(document).__name__))
+                                kind=describe_json_value(document)))
     filters, conv_biases, fc_weights, fc_biases = (
         _parse_array(path, document, key) for key in ARRAY_KEYS)
 
@@ -267,9 +281,9 @@ def load(path):
     except IsADirectoryError as error:
         raise UserError(_("{path} is a folder, not a weights file").format(path=path)) from error
     except UnicodeDecodeError as error:
-        raise UserError(_("{path}: not a text file ({reason} at byte {position})").format(
-            path=path, reason=error.reason, position=error.start)) from error
+        raise UserError(_("{path}: not a text file (byte {position} is not UTF-8)").format(
+            path=path, position=error.start)) from error
     except OSError as error:
         raise UserError(_("{path}: cannot read: {reason}").format(
-            path=path, reason=error.strerror)) from error
+            path=path, reason=_(error.strerror or str(error)))) from error
     return parse_weights(path, text)

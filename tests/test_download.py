@@ -130,7 +130,7 @@ def test_every_mirror_failing_gives_one_message(tmp_path, server):
     message = str(caught.value)
     for mirror in mirrors:
         assert mirror + NAME + ".gz" in message
-    assert "Download them from" in message
+    assert "Download it from" in message
     assert os.listdir(tmp_path) == []
 
 

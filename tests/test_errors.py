@@ -39,7 +39,7 @@ def data_copy(tmp_path, mnist_dir):
 
 @pytest.mark.parametrize("args, expected", [
     (["--epoch", "3"], "unrecognized arguments: --epoch 3"),
-    (["--epochs", "many"], "invalid int value: 'many'"),
+    (["--epochs", "many"], "invalid integer value: 'many'"),
     (["--test-size", "0"], "--test-size must be at least 1"),
     (["--test-size", "20000"], "--test-size 20000 is larger than the 10000 test images"),
     (["--lr", "inf"], "--lr must be a positive finite number"),

@@ -13,7 +13,10 @@ import pytest
 import i18n
 from conftest import PROJECT_DIR
 
-SOURCES = ["errors.py", "mnist_io.py", "weights.py", "train.py", "predict.py", "bench.py"]
+SOURCES = ["errors.py", "mnist_io.py", "weights.py", "train.py", "predict.py", "bench.py",
+           "i18n.py"]
+# Calls whose first argument is text for the user, so it must go through _() or ngettext().
+MESSAGE_CALLS = {"UserError", "print", "OSError"}
 
 # The argparse messages that users of these programs can meet. Their wording is that of the
 # Python versions this project supports, and the catalog must translate each one.
@@ -30,17 +33,39 @@ def catalog():
     return polib.pofile(str(i18n.CATALOG))
 
 
-def code_messages():
-    """Return the msgids of every _() call with a literal string in the project's sources."""
-    messages = set()
+def source_calls():
+    """Yield (file name, call node) for every call to a plain name in the project's sources."""
     for name in SOURCES:
         tree = ast.parse((PROJECT_DIR / name).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id == "_" and node.args
-                    and isinstance(node.args[0], ast.Constant)):
-                messages.add(node.args[0].value)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                yield name, node
+
+
+def code_messages():
+    """Return the msgids of every _() and ngettext() call with literal strings in the sources."""
+    messages = set()
+    for _name, node in source_calls():
+        if (node.func.id in ("_", "ngettext") and node.args
+                and isinstance(node.args[0], ast.Constant)):
+            messages.add(node.args[0].value)
     return messages
+
+
+def test_no_untranslated_literal_messages():
+    for name, node in source_calls():
+        if node.func.id in MESSAGE_CALLS and node.args:
+            first = node.args[0]
+            literal = isinstance(first, ast.JoinedStr) or (
+                isinstance(first, ast.Constant) and isinstance(first.value, str))
+            assert not literal, f"{name}:{node.lineno}: message not wrapped in _()"
+        for keyword in node.keywords:
+            if keyword.arg in ("help", "description", "metavar"):
+                value = keyword.value
+                literal = isinstance(value, ast.JoinedStr) or (
+                    isinstance(value, ast.Constant) and isinstance(value.value, str)
+                    and not value.value.isupper())  # N, K, P stand as they are
+                assert not literal, f"{name}:{node.lineno}: {keyword.arg} not wrapped in _()"
 
 
 def test_code_messages_found():
@@ -48,7 +73,8 @@ def test_code_messages_found():
 
 
 def test_every_message_translated():
-    translations = {entry.msgid: entry.msgstr for entry in catalog()}
+    translations = {entry.msgid: entry.msgstr or entry.msgstr_plural.get(0)
+                    for entry in catalog()}
     for message in sorted(code_messages()) + ARGPARSE_MESSAGES:
         assert translations.get(message), f"no Portuguese for {message!r}"
 
@@ -113,7 +139,7 @@ def test_help_in_english_for_c_locale():
 def test_flag_error_in_portuguese():
     result = run_in("pt_BR.UTF-8", "--epochs", "zero")
     assert result.returncode == 2
-    assert result.stderr.startswith("erro: argumento --epochs: valor int inválido: 'zero'")
+    assert result.stderr.startswith("erro: argumento --epochs: valor inteiro inválido: 'zero'")
 
 
 def test_training_run_in_portuguese(tmp_path, mnist_dir):

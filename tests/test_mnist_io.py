@@ -50,7 +50,13 @@ def test_missing_files_message_names_folder_and_files(tmp_path):
     assert str(tmp_path) in message
     for name in mnist_io.FILE_NAMES:
         assert name in message
-    assert "https://" in message
+    assert mnist_io.resolve_mirrors()[0] in message
+
+
+def test_missing_files_message_names_default_mirror(tmp_path, monkeypatch):
+    monkeypatch.delenv(mnist_io.MIRRORS_VARIABLE)
+    message = mnist_io.missing_files_message(tmp_path, ["t10k-labels-idx1-ubyte"])
+    assert "Download it from https://ossci-datasets.s3.amazonaws.com/mnist/" in message
 
 
 def test_data_dir_resolution(monkeypatch):
