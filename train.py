@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 import kernels
 import mnist_io
+import plots
 import weights
 from errors import EXIT_INTERRUPTED, ArgumentParser, UserError, decimal, integer, run_main
 from i18n import _, number
@@ -74,6 +75,9 @@ def build_parser():
     parser.add_argument("--retrain", action="store_true",
                         help=_("train from new weights even if the weights file exists, and "
                                "replace it"))
+    parser.add_argument("--plot", metavar=_("FILE"),
+                        help=_("after training, write a PNG figure to FILE: learning curves, "
+                               "confusion matrix, filters and mistakes (needs matplotlib)"))
     parser.add_argument("--resume", action="store_true",
                         help=_("continue training the weights in the weights file for --epochs "
                                "more epochs; the architecture comes from the file"))
@@ -255,8 +259,11 @@ def main(argv=None):
         params, pool, extra = weights.load(weights_path)
         filters = params[0]
         settings.update(filters=filters.shape[0], filter_size=filters.shape[1], pool=pool)
-        history = previous_history(extra)
+        history = weights.training_history(extra)
     check_writable(weights_path)
+    if args.plot:
+        plots.import_pyplot()  # fail now, not after training, when matplotlib is missing
+        check_writable(Path(args.plot))
     mnist_io.ensure_files(data_dir, offline=args.offline)
     train_data = take(*mnist_io.load_split(data_dir, "train"), settings["train_size"], "train")
     test_data = take(*mnist_io.load_split(data_dir, "test"), settings["test_size"], "test")
@@ -284,17 +291,13 @@ def main(argv=None):
                   test_size=len(test_data[0]), history=history)
     weights.save(weights_path, params, {"training": record})
     print(_("saved the weights to {path}").format(path=weights_path))
+    if args.plot:
+        test_images, test_labels = test_data
+        plots.write_figure(args.plot, history, predict(params, settings["pool"], test_images),
+                           test_labels, test_images, params[0])
+        print(_("wrote the figure to {path}").format(path=args.plot))
     show_test_image(params, settings["pool"], data_dir, 0)
     return 0
-
-
-def previous_history(extra):
-    """Return the per-epoch history stored in a weights file's extra keys, or [] if it has none."""
-    training = extra.get("training")
-    history = training.get("history") if isinstance(training, dict) else None
-    if isinstance(history, list) and all(isinstance(entry, dict) for entry in history):
-        return history
-    return []
 
 
 if __name__ == "__main__":

@@ -272,6 +272,15 @@ def parse_weights(path, text):
     return params, pool, extra
 
 
+def training_history(extra):
+    """Return the per-epoch history stored in a weights file's extra keys, or [] if it has none."""
+    training = extra.get("training")
+    history = training.get("history") if isinstance(training, dict) else None
+    if isinstance(history, list) and all(isinstance(entry, dict) for entry in history):
+        return history
+    return []
+
+
 def load(path):
     """Read the pesos.json file at path and return (params, pool, extra); see parse_weights."""
     try:

@@ -14,7 +14,7 @@ import i18n
 from conftest import PROJECT_DIR
 
 SOURCES = ["errors.py", "mnist_io.py", "weights.py", "train.py", "predict.py", "bench.py",
-           "i18n.py"]
+           "i18n.py", "digit_image.py", "plots.py"]
 # Calls whose first argument is text for the user, so it must go through _() or ngettext().
 MESSAGE_CALLS = {"UserError", "print", "OSError"}
 
