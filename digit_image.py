@@ -1,9 +1,10 @@
 """Turn a photo or a drawing of one digit into a 28x28 input like MNIST's own images.
 
-MNIST's digits were made this way: light ink on a black background, the digit's bounding box
-scaled to fit 20x20 pixels with anti-aliasing, then placed in a 28x28 frame so that the centre of
-mass of its pixels sits at the centre of the frame. to_mnist() does the same with any image that
-Pillow reads (PNG, JPEG, BMP, PGM and more).
+The description that comes with the MNIST database says how its digits were made. Each digit
+was scaled to fit a 20x20 box, keeping its aspect ratio, with anti-aliasing that leaves grey
+edges. It was then placed in a 28x28 frame so that the centre of mass of its pixels is at the
+centre of the frame, as light ink on black. to_mnist() does the same with any image that Pillow
+reads (PNG, JPEG, BMP, PGM and more).
 """
 
 import numpy as np
@@ -14,8 +15,8 @@ from i18n import _
 from mnist_io import IMAGE_SIZE
 
 DIGIT_BOX = 20  # side of the box that the digit is scaled into, as in MNIST
-# Where MNIST's digits have their centre of mass, as pixel indices: the mean over the first 2000
-# test images is row 13.99, column 14.00.
+# Centre of mass of MNIST's digits, as pixel indices: the mean over the first 2000 test images is
+# row 13.99, column 14.00.
 CENTRE = IMAGE_SIZE / 2
 LEVELS = 256
 
@@ -38,7 +39,7 @@ def otsu_threshold(pixels):
 def to_mnist(image):
     """Return image (a Pillow image) as a 28x28 uint8 array in MNIST's style.
 
-    Raises UserError when no ink stands out from the background.
+    Raises UserError when no ink differs from the background.
     """
     grey = np.asarray(ImageOps.exif_transpose(image).convert("L"), dtype=np.uint8)
 
@@ -48,7 +49,7 @@ def to_mnist(image):
     if np.median(border) > LEVELS // 2:
         grey = LEVELS - 1 - grey
 
-    # The digit's bounding box is where the ink stands out: above Otsu's threshold. Inside it the
+    # The digit's bounding box contains the pixels above Otsu's threshold. Inside it the
     # grey levels are kept, with the background's level moved to black, so that the anti-aliased
     # edges of the strokes survive as they do in MNIST.
     threshold = otsu_threshold(grey)
