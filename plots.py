@@ -53,6 +53,8 @@ def write_figure(path, history, outputs, labels, images, filters):
 
 
 def _plot_curves(axes, history):
+    from matplotlib.ticker import MaxNLocator
+
     axes.set_title(_("learning curves"))
     if not history:
         axes.text(0.5, 0.5, _("no training history in the weights file"), ha="center")
@@ -60,6 +62,7 @@ def _plot_curves(axes, history):
     epochs = [entry["epoch"] for entry in history]
     axes.plot(epochs, [entry["test_mse"] for entry in history], "o-", color="tab:red")
     axes.set_xlabel(_("epoch"))
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     axes.set_ylabel(_("test MSE"), color="tab:red")
     accuracy = axes.twinx()
     accuracy.plot(epochs, [100.0 * entry["correct"] / entry["total"] for entry in history],

@@ -220,6 +220,7 @@ def show_image_files(params, pool, paths, save_input):
             if len(paths) > 1:
                 target = target.with_name(f"{target.stem}-{number_in_list}{target.suffix}")
             digit_image.save_digit(digit, target)
+            print(_("wrote the input to {path}").format(path=target))
         output = predict(params, pool, digit[None])[0]
         print(_("{path}, as the network sees it:").format(path=path))
         print(render_digit(digit))
