@@ -1,6 +1,6 @@
 """Turn a photo or a drawing of one digit into a 28x28 input like MNIST's own images.
 
-The description that comes with the MNIST database says how its digits were made. Each digit
+The description that comes with the MNIST database explains how its digits were made. Each digit
 was scaled to fit a 20x20 box, keeping its aspect ratio, with anti-aliasing that leaves grey
 edges. It was then placed in a 28x28 frame so that the centre of mass of its pixels is at the
 centre of the frame, as light ink on black. to_mnist() does the same with any image that Pillow
@@ -56,8 +56,7 @@ def to_mnist(image):
     rows = np.flatnonzero((grey > threshold).any(axis=1))
     columns = np.flatnonzero((grey > threshold).any(axis=0))
     if len(rows) == 0 or threshold == grey.max():
-        raise UserError(_("no digit found: the image has no ink that stands out from its "
-                          "background"))
+        raise UserError(_("no digit found: no ink in the image differs from its background"))
     background = np.median(border if np.median(border) <= LEVELS // 2 else LEVELS - 1 - border)
     box = grey[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1].astype(np.float64)
     ink = np.clip((box - background) / max(box.max() - background, 1.0), 0, 1) * (LEVELS - 1)

@@ -86,7 +86,7 @@ def find_idx_file(data_dir, name):
 
 
 def missing_files_message(data_dir, missing=FILE_NAMES):
-    """Return the one-line message that tells how to place the missing MNIST files by hand."""
+    """Return the one-line message that explains how to place the missing MNIST files by hand."""
     names = ", ".join(name + ".gz" for name in missing)
     return ngettext(
         "MNIST file not found in {folder}/: {names} (compressed or not). Download it from {url} "
@@ -121,7 +121,7 @@ def _read_exactly(stream, size, path):
 def _read_payload(stream, size, path):
     """Read exactly size bytes from stream and check that nothing follows them.
 
-    The data arrives in chunks, so a header that claims more than the file holds fails when the
+    The data arrives in chunks, so a header that claims more than the file contains fails when the
     file ends, without first allocating the claimed size.
     """
     # A bytearray, so that the arrays built on it are writable: numba compiles a separate version
@@ -308,7 +308,7 @@ def download_file(name, data_dir, mirrors, timeout=TIMEOUT_SECONDS, checksums=SH
 
 
 def ensure_files(data_dir, names=FILE_NAMES, offline=False, verify=False):
-    """Make sure data_dir holds the MNIST files in names, downloading the missing ones.
+    """Make sure data_dir contains the MNIST files in names, downloading the missing ones.
 
     offline, or MNIST_OFFLINE=1, forbids the download: a missing file then raises UserError with
     the message for placing the files by hand. verify checks the SHA-256 of files already there.

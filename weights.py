@@ -92,7 +92,7 @@ def format_weights(params, extra=None):
 
 
 def write_atomic(path, text):
-    """Write text to path so that path holds either its old content or all of text, never a part.
+    """Write text to path so that path contains either its old content or all of text, never a part.
 
     The text goes to a temporary file in the same folder, which is flushed to disk and then renamed
     over path; a rename within one file system is atomic. On any failure, including Ctrl-C, the
@@ -221,7 +221,7 @@ def describe_json_value(value):
 def parse_weights(path, text):
     """Return (params, pool, extra) from the text of a pesos.json file; raise UserError if invalid.
 
-    extra holds the top-level keys other than the four arrays.
+    extra contains the top-level keys other than the four arrays.
     """
     if not text.strip():
         raise UserError(_("{path}: file is empty").format(path=path))

@@ -205,12 +205,12 @@ def test_plot_without_matplotlib(tmp_path, mnist_dir, monkeypatch):
 
     real_import = builtins.__import__
 
-    def refuse_matplotlib(name, *args, **kwargs):
+    def reject_matplotlib_import(name, *args, **kwargs):
         if name.startswith("matplotlib"):
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", refuse_matplotlib)
+    monkeypatch.setattr(builtins, "__import__", reject_matplotlib_import)
     with pytest.raises(UserError, match="pip install matplotlib"):
         plots.import_pyplot()
 
