@@ -1,6 +1,6 @@
 """Measure the speed and memory of training and inference, against NumPy and PyTorch.
 
-    python bench.py              # the full measurement, about two minutes
+    python bench.py              # the full measurement, under a minute on 2 cores
     python bench.py --quick      # tiny sizes, to check that every row runs
     python bench.py --json FILE  # also write the figures as JSON, to compare commits
 

@@ -125,9 +125,10 @@ def sigmoid(x):
 def scale_image(pixels, out):
     """Write pixels (H, W), uint8, into out (H, W) as floats in [0, 1], each byte divided by 255."""
     height, width = pixels.shape
+    pixel_max = out.dtype.type(PIXEL_MAX)  # a float32 division is faster than a float64 one
     for i in range(height):
         for j in range(width):
-            out[i, j] = pixels[i, j] / PIXEL_MAX
+            out[i, j] = pixels[i, j] / pixel_max
 
 
 @njit(cache=CACHE, error_model="numpy")
@@ -137,9 +138,6 @@ def conv_forward(image, filters, biases, out):
     """
     n_filters, size, _ = filters.shape
     _, out_height, out_width = out.shape
-    if size == 3:
-        _conv_forward_3x3(image, filters, biases, out)
-        return
     for f in range(n_filters):
         for i in range(out_height):
             for j in range(out_width):
@@ -150,29 +148,6 @@ def conv_forward(image, filters, biases, out):
                     weight = filters[f, u, v]
                     for j in range(out_width):
                         out[f, i, j] += weight * image[i + u, j + v]
-
-
-@njit(cache=CACHE, error_model="numpy")
-def _conv_forward_3x3(image, filters, biases, out):
-    # The general loop above with the 3 x 3 window written out: each output is then one expression
-    # of nine taps, held in a register, and the column loop vectorises. The sum runs in the same
-    # order as above, so the results are the same to the bit. In a microbenchmark it took about a
-    # fifth of the time.
-    n_filters = filters.shape[0]
-    _, out_height, out_width = out.shape
-    for f in range(n_filters):
-        w00, w01, w02 = filters[f, 0, 0], filters[f, 0, 1], filters[f, 0, 2]
-        w10, w11, w12 = filters[f, 1, 0], filters[f, 1, 1], filters[f, 1, 2]
-        w20, w21, w22 = filters[f, 2, 0], filters[f, 2, 1], filters[f, 2, 2]
-        bias = biases[f]
-        for i in range(out_height):
-            for j in range(out_width):
-                out[f, i, j] = (bias
-                                + w00 * image[i, j] + w01 * image[i, j + 1]
-                                + w02 * image[i, j + 2] + w10 * image[i + 1, j]
-                                + w11 * image[i + 1, j + 1] + w12 * image[i + 1, j + 2]
-                                + w20 * image[i + 2, j] + w21 * image[i + 2, j + 1]
-                                + w22 * image[i + 2, j + 2])
 
 
 @njit(cache=CACHE, error_model="numpy")
@@ -197,130 +172,201 @@ def conv_backward(image, grad_out, grad_filters, grad_biases):
 def maxpool_forward(x, pool, out, argmax):
     """Max-pool x (F, H, W) over non-overlapping pool x pool windows into out (F, H // pool, W // pool).
 
-    argmax (F, H // pool, W // pool, 2), integer, receives the row and column in x of each window's
-    maximum. The first maximum in row-major order wins a tie. Rows and columns beyond the last
-    whole window are left out.
+    argmax (2, F, H // pool, W // pool), integer, receives where each window's maximum lies inside
+    the window: its row in argmax[0] and its column in argmax[1], from 0 to pool - 1. The first
+    maximum in row-major order wins a tie. Rows and columns beyond the last whole window are left
+    out.
     """
-    if pool == 2:
-        _maxpool_forward_2x2(x, out, argmax)
-        return
     n_maps = x.shape[0]
     _, out_height, out_width = out.shape
     for f in range(n_maps):
         for r in range(out_height):
             for c in range(out_width):
-                best_i = r * pool
-                best_j = c * pool
-                best = x[f, best_i, best_j]
-                for i in range(r * pool, r * pool + pool):
-                    for j in range(c * pool, c * pool + pool):
+                best = x[f, r * pool, c * pool]
+                best_row = 0
+                best_column = 0
+                for u in range(pool):
+                    for v in range(pool):
                         # Selects instead of an if: which value is largest depends on the image,
                         # so a branch here is mispredicted often, and that costs more than the
                         # arithmetic of the whole window.
-                        larger = x[f, i, j] > best
-                        best = x[f, i, j] if larger else best
-                        best_i = i if larger else best_i
-                        best_j = j if larger else best_j
+                        value = x[f, r * pool + u, c * pool + v]
+                        larger = value > best
+                        best = value if larger else best
+                        best_row = u if larger else best_row
+                        best_column = v if larger else best_column
                 out[f, r, c] = best
-                argmax[f, r, c, 0] = best_i
-                argmax[f, r, c, 1] = best_j
+                argmax[0, f, r, c] = best_row
+                argmax[1, f, r, c] = best_column
 
 
 @njit(cache=CACHE, error_model="numpy")
-def _maxpool_forward_2x2(x, out, argmax):
-    # The loop above with the 2 x 2 window written out, about three times faster. The comparisons
-    # run in the same order, so the results are the same.
-    n_maps = x.shape[0]
-    _, out_height, out_width = out.shape
-    for f in range(n_maps):
-        for r in range(out_height):
-            i = 2 * r
-            for c in range(out_width):
-                j = 2 * c
-                best = x[f, i, j]
-                best_i = i
-                best_j = j
-                larger = x[f, i, j + 1] > best
-                best = x[f, i, j + 1] if larger else best
-                best_j = j + 1 if larger else best_j
-                larger = x[f, i + 1, j] > best
-                best = x[f, i + 1, j] if larger else best
-                best_i = i + 1 if larger else best_i
-                best_j = j if larger else best_j
-                larger = x[f, i + 1, j + 1] > best
-                best = x[f, i + 1, j + 1] if larger else best
-                best_i = i + 1 if larger else best_i
-                best_j = j + 1 if larger else best_j
-                out[f, r, c] = best
-                argmax[f, r, c, 0] = best_i
-                argmax[f, r, c, 1] = best_j
-
-
-@njit(cache=CACHE, error_model="numpy")
-def maxpool_backward(grad_out, argmax, grad_in):
+def maxpool_backward(grad_out, argmax, pool, grad_in):
     """Write into grad_in (F, H, W) the gradient of the max-pool input: each element of grad_out goes
-    to the position that argmax recorded for its window, and every other position gets zero.
+    to the position that argmax recorded for its pool x pool window, and every other position gets
+    zero.
     """
     n_maps, out_height, out_width = grad_out.shape
     grad_in[:] = 0.0
     for f in range(n_maps):
         for r in range(out_height):
             for c in range(out_width):
-                grad_in[f, argmax[f, r, c, 0], argmax[f, r, c, 1]] += grad_out[f, r, c]
+                i = r * pool + argmax[0, f, r, c]
+                j = c * pool + argmax[1, f, r, c]
+                grad_in[f, i, j] += grad_out[f, r, c]
 
 
 @njit(cache=CACHE, error_model="numpy")
-def conv_backward_at_argmax(image, grad_pooled, argmax, grad_filters, grad_biases):
+def conv_backward_at_argmax(image, grad_pooled, argmax, pool, grad_filters, grad_biases):
     """Write the filter and bias gradients into grad_filters (F, K, K) and grad_biases (F,), given the
-    gradient grad_pooled (F, Hp, Wp) with respect to the max-pooled pre-activations.
+    gradient grad_pooled (F, Hp, Wp) with respect to the max-pooled pre-activations, and argmax of
+    the pool x pool windows as maxpool_forward wrote it.
 
     The same result as maxpool_backward followed by conv_backward, but it visits only the positions
     in argmax, where the pooling gradient is not zero: a quarter of the work with 2 x 2 windows.
     """
     n_filters, size, _ = grad_filters.shape
     _, pooled_height, pooled_width = grad_pooled.shape
-    if size == 3:
-        _conv_backward_at_argmax_3x3(image, grad_pooled, argmax, grad_filters, grad_biases)
-        return
     grad_filters[:] = 0.0
     grad_biases[:] = 0.0
     for f in range(n_filters):
         for r in range(pooled_height):
             for c in range(pooled_width):
                 grad = grad_pooled[f, r, c]
-                i = argmax[f, r, c, 0]
-                j = argmax[f, r, c, 1]
+                i = r * pool + argmax[0, f, r, c]
+                j = c * pool + argmax[1, f, r, c]
                 grad_biases[f] += grad
                 for u in range(size):
                     for v in range(size):
                         grad_filters[f, u, v] += grad * image[i + u, j + v]
 
 
+# The kernels above work for any filter and window size. The three below compute the same layers
+# for the default sizes, 3 x 3 filters and 2 x 2 pooling windows, in loops that LLVM turns into
+# vector instructions. Each loop runs over all pooling windows of a filter, reads memory that is
+# contiguous from one window to the next, and has no branch. Measured per image on a 2-core x86_64
+# machine: 2.9 us instead of 12.5 us forward, 1.6 us instead of 25 us backward.
+#
+# The 2 x 2 convolution outputs of the pooling window at (r, c) read the 4 x 4 patch of pixels at
+# rows 2r to 2r + 3 and columns 2c to 2c + 3. gather_patches copies the image into 16 planes, one
+# per position (e, g) in the patch: plane (e, g) contains pixel (2r + e, 2c + g) of every window.
+# The window's outputs, its maximum and its gradient then use the same index in all 16 planes.
+
+@njit(cache=CACHE)
+def uses_patches(filters, pool):
+    """Return whether the network's sizes are those of the fast kernels below."""
+    return filters.shape[1] == 3 and filters.shape[2] == 3 and pool == 2
+
+
 @njit(cache=CACHE, error_model="numpy")
-def _conv_backward_at_argmax_3x3(image, grad_pooled, argmax, grad_filters, grad_biases):
-    # The general loop above with the 3 x 3 window written out, so that the nine sums live in
-    # registers instead of being read and written back in memory for every position. They add up
-    # in the same order, so the results are the same to the bit.
+def gather_patches(pixels, patches):
+    """Write into patches (4, 4, Hp, Wp) the pixels (H, W), uint8, scaled to [0, 1], of each 2 x 2
+    pooling window's 4 x 4 patch: patches[e, g, r, c] = pixels[2r + e, 2c + g] / 255.
+    """
+    size, _, height, width = patches.shape
+    pixel_max = patches.dtype.type(PIXEL_MAX)
+    for e in range(size):
+        for r in range(height):
+            for g in range(size):
+                for c in range(width):
+                    patches[e, g, r, c] = pixels[2 * r + e, 2 * c + g] / pixel_max
+
+
+@njit(cache=CACHE, error_model="numpy", fastmath={"contract"})
+def conv3x3_maxpool2x2(patches, filters, biases, pooled, argmax):
+    """Write into pooled (F, Hp, Wp) and argmax (2, F, Hp, Wp) what conv_forward with filters
+    (F, 3, 3) and biases (F,), followed by maxpool_forward with 2 x 2 windows, would write. The image
+    comes as the patches that gather_patches wrote.
+
+    Each multiply and add may fuse into one instruction (fastmath "contract"), rounded once instead
+    of twice, so the values may differ from conv_forward's in the last bit, and the argmax where
+    two outputs of a window are that close.
+    """
+    n_filters = filters.shape[0]
+    n_windows = pooled.shape[1] * pooled.shape[2]
+    x = patches.reshape(4, 4, n_windows)
+    out = pooled.reshape(n_filters, n_windows)
+    best_row = argmax[0].reshape(n_filters, n_windows)
+    best_column = argmax[1].reshape(n_filters, n_windows)
+    for f in range(n_filters):
+        w00, w01, w02 = filters[f, 0, 0], filters[f, 0, 1], filters[f, 0, 2]
+        w10, w11, w12 = filters[f, 1, 0], filters[f, 1, 1], filters[f, 1, 2]
+        w20, w21, w22 = filters[f, 2, 0], filters[f, 2, 1], filters[f, 2, 2]
+        bias = biases[f]
+        for p in range(n_windows):
+            x00, x01, x02, x03 = x[0, 0, p], x[0, 1, p], x[0, 2, p], x[0, 3, p]
+            x10, x11, x12, x13 = x[1, 0, p], x[1, 1, p], x[1, 2, p], x[1, 3, p]
+            x20, x21, x22, x23 = x[2, 0, p], x[2, 1, p], x[2, 2, p], x[2, 3, p]
+            x30, x31, x32, x33 = x[3, 0, p], x[3, 1, p], x[3, 2, p], x[3, 3, p]
+            # The four convolution outputs of the window: top-left, top-right, bottom-left,
+            # bottom-right. Each is the filter laid on the patch one row or column further.
+            z0 = (bias + w00 * x00 + w01 * x01 + w02 * x02 + w10 * x10 + w11 * x11 + w12 * x12
+                  + w20 * x20 + w21 * x21 + w22 * x22)
+            z1 = (bias + w00 * x01 + w01 * x02 + w02 * x03 + w10 * x11 + w11 * x12 + w12 * x13
+                  + w20 * x21 + w21 * x22 + w22 * x23)
+            z2 = (bias + w00 * x10 + w01 * x11 + w02 * x12 + w10 * x20 + w11 * x21 + w12 * x22
+                  + w20 * x30 + w21 * x31 + w22 * x32)
+            z3 = (bias + w00 * x11 + w01 * x12 + w02 * x13 + w10 * x21 + w11 * x22 + w12 * x23
+                  + w20 * x31 + w21 * x32 + w22 * x33)
+            # The maximum and its position, with selects in the order of maxpool_forward.
+            best, row, column = z0, 0, 0
+            larger = z1 > best
+            best, row, column = z1 if larger else best, 0 if larger else row, 1 if larger else column
+            larger = z2 > best
+            best, row, column = z2 if larger else best, 1 if larger else row, 0 if larger else column
+            larger = z3 > best
+            best, row, column = z3 if larger else best, 1 if larger else row, 1 if larger else column
+            out[f, p] = best
+            best_row[f, p] = row
+            best_column[f, p] = column
+
+
+@njit(cache=CACHE, error_model="numpy", fastmath={"reassoc", "contract"})
+def conv3x3_maxpool2x2_backward(patches, grad_pooled, argmax, grad_filters, grad_biases):
+    """Write into grad_filters (F, 3, 3) and grad_biases (F,) what conv_backward_at_argmax with
+    2 x 2 windows would write. The image comes as the patches that gather_patches wrote.
+
+    The sums over windows may run in any order (fastmath "reassoc"), so that they run in vector
+    registers; that changes the gradients only by rounding.
+    """
     n_filters = grad_filters.shape[0]
-    _, pooled_height, pooled_width = grad_pooled.shape
-    zero = grad_filters.dtype.type(0.0)  # accumulate in the parameters' dtype, as the loop above
+    n_windows = grad_pooled.shape[1] * grad_pooled.shape[2]
+    x = patches.reshape(4, 4, n_windows)
+    grads = grad_pooled.reshape(n_filters, n_windows)
+    best_row = argmax[0].reshape(n_filters, n_windows)
+    best_column = argmax[1].reshape(n_filters, n_windows)
+    zero = grad_filters.dtype.type(0.0)
     for f in range(n_filters):
         g00 = g01 = g02 = g10 = g11 = g12 = g20 = g21 = g22 = bias = zero
-        for r in range(pooled_height):
-            for c in range(pooled_width):
-                grad = grad_pooled[f, r, c]
-                i = argmax[f, r, c, 0]
-                j = argmax[f, r, c, 1]
-                bias += grad
-                g00 += grad * image[i, j]
-                g01 += grad * image[i, j + 1]
-                g02 += grad * image[i, j + 2]
-                g10 += grad * image[i + 1, j]
-                g11 += grad * image[i + 1, j + 1]
-                g12 += grad * image[i + 1, j + 2]
-                g20 += grad * image[i + 2, j]
-                g21 += grad * image[i + 2, j + 1]
-                g22 += grad * image[i + 2, j + 2]
+        for p in range(n_windows):
+            # Every load happens whatever the argmax, and selects pick among the loaded values:
+            # a load inside a condition would keep LLVM from vectorising the loop.
+            x00, x01, x02, x03 = x[0, 0, p], x[0, 1, p], x[0, 2, p], x[0, 3, p]
+            x10, x11, x12, x13 = x[1, 0, p], x[1, 1, p], x[1, 2, p], x[1, 3, p]
+            x20, x21, x22, x23 = x[2, 0, p], x[2, 1, p], x[2, 2, p], x[2, 3, p]
+            x30, x31, x32, x33 = x[3, 0, p], x[3, 1, p], x[3, 2, p], x[3, 3, p]
+            grad = grads[f, p]
+            # The maximum's 3 x 3 input starts one row lower when it is in the window's bottom
+            # row, and one column further right when it is in its right column. The y are the
+            # three patch rows that input covers, and the columns are picked below.
+            down = best_row[f, p] == 1
+            right = best_column[f, p] == 1
+            y00, y01 = x10 if down else x00, x11 if down else x01
+            y02, y03 = x12 if down else x02, x13 if down else x03
+            y10, y11 = x20 if down else x10, x21 if down else x11
+            y12, y13 = x22 if down else x12, x23 if down else x13
+            y20, y21 = x30 if down else x20, x31 if down else x21
+            y22, y23 = x32 if down else x22, x33 if down else x23
+            bias += grad
+            g00 += grad * (y01 if right else y00)
+            g01 += grad * (y02 if right else y01)
+            g02 += grad * (y03 if right else y02)
+            g10 += grad * (y11 if right else y10)
+            g11 += grad * (y12 if right else y11)
+            g12 += grad * (y13 if right else y12)
+            g20 += grad * (y21 if right else y20)
+            g21 += grad * (y22 if right else y21)
+            g22 += grad * (y23 if right else y22)
         grad_biases[f] = bias
         grad_filters[f, 0, 0], grad_filters[f, 0, 1], grad_filters[f, 0, 2] = g00, g01, g02
         grad_filters[f, 1, 0], grad_filters[f, 1, 1], grad_filters[f, 1, 2] = g10, g11, g12
@@ -388,8 +434,8 @@ def dense_backward_sgd(x, weights, biases, out, grad_out, learning_rate, grad_x)
 @njit(cache=CACHE)
 def allocate_forward_buffers(params, pool, height, width):
     """Allocate the buffers forward_pass fills for an image of height x width pixels: the scaled image,
-    the convolution's pre-activations, the pooled values, the argmax of each window, the output.
-    They take the dtype of the parameters.
+    the convolution's pre-activations, the pooled values, the argmax of each window, the output, and
+    the patches of gather_patches. They take the dtype of the parameters.
     """
     filters, _, fc_weights, _ = params
     n_filters, size, _ = filters.shape
@@ -401,8 +447,9 @@ def allocate_forward_buffers(params, pool, height, width):
         np.empty((height, width), dtype),
         np.empty((n_filters, conv_height, conv_width), dtype),
         np.empty(pooled_shape, dtype),
-        np.empty(pooled_shape + (2,), np.int32),
+        np.empty((2,) + pooled_shape, np.int32),
         np.empty(fc_weights.shape[0], dtype),
+        np.empty((4, 4) + pooled_shape[1:], dtype),
     )
 
 
@@ -433,10 +480,14 @@ def forward_pass(pixels, params, pool, work):
     different pre-activations round to the same sigmoid value, so that both are maxima.
     """
     filters, conv_biases, fc_weights, fc_biases = params
-    image, conv_z, pooled, argmax, out = work[0], work[1], work[2], work[3], work[4]
-    scale_image(pixels, image)
-    conv_forward(image, filters, conv_biases, conv_z)
-    maxpool_forward(conv_z, pool, pooled, argmax)
+    image, conv_z, pooled, argmax, out, patches = work[0], work[1], work[2], work[3], work[4], work[5]
+    if uses_patches(filters, pool):
+        gather_patches(pixels, patches)
+        conv3x3_maxpool2x2(patches, filters, conv_biases, pooled, argmax)
+    else:
+        scale_image(pixels, image)
+        conv_forward(image, filters, conv_biases, conv_z)
+        maxpool_forward(conv_z, pool, pooled, argmax)
     flat = pooled.reshape(pooled.size)  # (F, Hp, Wp) -> (D,), a view in C order
     sigmoid_inplace(flat)
     dense_forward(flat, fc_weights, fc_biases, out)
@@ -451,8 +502,9 @@ def train_samples(images, labels, order, params, pool, learning_rate, work):
     enters the backward pass is output - one_hot, the gradient of half the sum of squares.
     """
     filters, conv_biases, fc_weights, fc_biases = params
-    image, pooled, argmax, out = work[0], work[2], work[3], work[4]
-    grad_out, grad_pooled, grad_filters, grad_conv_biases = work[5], work[6], work[7], work[8]
+    image, pooled, argmax, out, patches = work[0], work[2], work[3], work[4], work[5]
+    grad_out, grad_pooled, grad_filters, grad_conv_biases = work[6], work[7], work[8], work[9]
+    fast = uses_patches(filters, pool)
     flat = pooled.reshape(pooled.size)  # (F, Hp, Wp) -> (D,), views of the same buffers
     grad_flat = grad_pooled.reshape(grad_pooled.size)
     n_classes = out.shape[0]
@@ -475,7 +527,12 @@ def train_samples(images, labels, order, params, pool, learning_rate, work):
         # Back through the sigmoid that followed the pooling: d sigmoid(z) / dz = s * (1 - s).
         for j in range(flat.shape[0]):
             grad_flat[j] *= flat[j] * (one - flat[j])
-        conv_backward_at_argmax(image, grad_pooled, argmax, grad_filters, grad_conv_biases)
+        if fast:
+            conv3x3_maxpool2x2_backward(patches, grad_pooled, argmax, grad_filters,
+                                        grad_conv_biases)
+        else:
+            conv_backward_at_argmax(image, grad_pooled, argmax, pool, grad_filters,
+                                    grad_conv_biases)
 
         for f in range(filters.shape[0]):
             conv_biases[f] -= rate * grad_conv_biases[f]

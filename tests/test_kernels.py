@@ -34,7 +34,7 @@ def conv_output(image, filters, biases):
 def pooled_output(x, pool):
     shape = (x.shape[0], x.shape[1] // pool, x.shape[2] // pool)
     out = np.empty(shape)
-    argmax = np.empty(shape + (2,), np.int64)
+    argmax = np.empty((2,) + shape, np.int64)
     kernels.maxpool_forward(x, pool, out, argmax)
     return out, argmax
 
@@ -78,13 +78,14 @@ def test_maxpool_forward_values_and_argmax(pool):
     for f, r, c in np.ndindex(out.shape):
         window = x[f, r * pool:(r + 1) * pool, c * pool:(c + 1) * pool]
         assert out[f, r, c] == window.max()
-        assert x[f, argmax[f, r, c, 0], argmax[f, r, c, 1]] == window.max()
+        assert window[argmax[0, f, r, c], argmax[1, f, r, c]] == window.max()
 
 
 def test_maxpool_first_maximum_wins_tie():
     x = np.array([[[1.0, 5.0], [5.0, 5.0]]])
     _, argmax = pooled_output(x, 2)
-    assert tuple(argmax[0, 0, 0]) == (0, 1)
+    assert argmax[0, 0, 0, 0] == 0  # row
+    assert argmax[1, 0, 0, 0] == 1  # column
 
 
 @pytest.mark.parametrize("pool", [2, 3])
@@ -98,7 +99,7 @@ def test_maxpool_backward_finite_differences(pool):
         return np.sum(grad_out * pooled_output(x, pool)[0])
 
     grad_in = np.empty_like(x)
-    kernels.maxpool_backward(grad_out, argmax, grad_in)
+    kernels.maxpool_backward(grad_out, argmax, pool, grad_in)
     np.testing.assert_allclose(grad_in, numeric_gradient(loss, x), atol=TOLERANCE)
 
 
@@ -117,7 +118,7 @@ def test_conv_backward_at_argmax_finite_differences(size, pool):
     _, argmax = pooled_output(conv_output(image, filters, biases), pool)
     grad_filters = np.empty_like(filters)
     grad_biases = np.empty_like(biases)
-    kernels.conv_backward_at_argmax(image, grad_pooled, argmax, grad_filters, grad_biases)
+    kernels.conv_backward_at_argmax(image, grad_pooled, argmax, pool, grad_filters, grad_biases)
     np.testing.assert_allclose(grad_filters, numeric_gradient(loss, filters), atol=TOLERANCE)
     np.testing.assert_allclose(grad_biases, numeric_gradient(loss, biases), atol=TOLERANCE)
 
@@ -166,27 +167,101 @@ def test_dense_backward_sgd_matches_backward_then_step():
     np.testing.assert_allclose(new_biases, biases - 0.5 * grad_biases, rtol=1e-12)
 
 
-def test_whole_network_step_follows_loss_gradient():
+# (3, 2) runs the fast kernels for 3 x 3 filters and 2 x 2 windows; the others the general ones.
+@pytest.mark.parametrize("size, pool", [(3, 2), (5, 2), (3, 3)])
+def test_whole_network_step_follows_loss_gradient(size, pool):
     # One SGD step with rate lr moves every parameter by -lr times the gradient at the old
     # parameters, so (before - after) / lr must equal the loss's finite-difference gradient.
     rng = np.random.default_rng(9)
-    images = rng.integers(0, 256, (1, 12, 12), dtype=np.uint8)
+    images = rng.integers(0, 256, (1, 13, 12), dtype=np.uint8)
     labels = np.array([3], np.uint8)
-    params = (rng.standard_normal((2, 3, 3)) * 0.5, rng.standard_normal(2) * 0.1,
-              rng.standard_normal((10, 2 * 5 * 5)) * 0.3, rng.standard_normal(10) * 0.1)
-    pool = 2
+    n_inputs = 2 * ((13 - size + 1) // pool) * ((12 - size + 1) // pool)
+    params = (rng.standard_normal((2, size, size)) * 0.5, rng.standard_normal(2) * 0.1,
+              rng.standard_normal((10, n_inputs)) * 0.3, rng.standard_normal(10) * 0.1)
+    assert kernels.uses_patches(params[0], pool) == ((size, pool) == (3, 2))
 
     def loss():
-        work = kernels.allocate_forward_buffers(params, pool, 12, 12)
+        work = kernels.allocate_forward_buffers(params, pool, 13, 12)
         kernels.forward_pass(images[0], params, pool, work)
         return 0.5 * np.sum((work[4] - np.eye(10)[3]) ** 2)
 
     expected = [numeric_gradient(loss, array) for array in params]
     before = [array.copy() for array in params]
-    work = kernels.allocate_workspace(params, pool, 12, 12)
+    work = kernels.allocate_workspace(params, pool, 13, 12)
     kernels.train_samples(images, labels, np.array([0]), params, pool, 1e-3, work)
     for old, new, grad in zip(before, params, expected):
         np.testing.assert_allclose((old - new) / 1e-3, grad, atol=1e-7)
+
+
+def fast_output(pixels, filters, biases):
+    """Return the pooled pre-activations and argmax of the fast 3 x 3, 2 x 2 kernels."""
+    pooled_shape = (filters.shape[0], (pixels.shape[0] - 2) // 2, (pixels.shape[1] - 2) // 2)
+    patches = np.empty((4, 4) + pooled_shape[1:], filters.dtype)
+    kernels.gather_patches(pixels, patches)
+    pooled = np.empty(pooled_shape, filters.dtype)
+    argmax = np.empty((2,) + pooled_shape, np.int32)
+    kernels.conv3x3_maxpool2x2(patches, filters, biases, pooled, argmax)
+    return pooled, argmax, patches
+
+
+def test_gather_patches_copies_window_pixels():
+    pixels = np.random.default_rng(10).integers(0, 256, (15, 14), dtype=np.uint8)
+    patches = np.empty((4, 4, 6, 6))
+    kernels.gather_patches(pixels, patches)
+    for r, c in np.ndindex(6, 6):
+        np.testing.assert_array_equal(patches[:, :, r, c],
+                                      pixels[2 * r:2 * r + 4, 2 * c:2 * c + 4] / 255.0)
+
+
+@pytest.mark.parametrize("shape", [(12, 12), (15, 14)])
+def test_fast_forward_matches_conv_then_maxpool(shape):
+    rng = np.random.default_rng(11)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    filters, biases = rng.standard_normal((5, 3, 3)), rng.standard_normal(5)
+    pooled, argmax, _ = fast_output(pixels, filters, biases)
+    expected, expected_argmax = pooled_output(conv_output(pixels / 255.0, filters, biases), 2)
+    np.testing.assert_allclose(pooled, expected, rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(argmax, expected_argmax)
+
+
+def test_fast_forward_first_maximum_wins_tie():
+    # With only the centre tap of the filter, the window's four outputs are the four centre
+    # pixels of its 4 x 4 patch. Three of them tie for the maximum, and the first in row-major
+    # order wins.
+    pixels = np.zeros((4, 4), np.uint8)
+    pixels[1:3, 1:3] = [[5, 7], [7, 7]]
+    filters = np.zeros((1, 3, 3))
+    filters[0, 1, 1] = 1.0
+    pooled, argmax, _ = fast_output(pixels, filters, np.zeros(1))
+    assert pooled[0, 0, 0] == 7 / 255
+    assert argmax[0, 0, 0, 0] == 0  # row
+    assert argmax[1, 0, 0, 0] == 1  # column
+
+    _, argmax, _ = fast_output(pixels, np.zeros((1, 3, 3)), np.zeros(1))  # four equal outputs
+    assert argmax[0, 0, 0, 0] == 0
+    assert argmax[1, 0, 0, 0] == 0
+
+
+def test_fast_backward_finite_differences():
+    rng = np.random.default_rng(12)
+    pixels = rng.integers(0, 256, (13, 12), dtype=np.uint8)
+    filters, biases = rng.standard_normal((3, 3, 3)), rng.standard_normal(3)
+    grad_pooled = rng.standard_normal((3, 5, 5))
+
+    def loss():
+        return np.sum(grad_pooled * fast_output(pixels, filters, biases)[0])
+
+    _, argmax, patches = fast_output(pixels, filters, biases)
+    grad_filters, grad_biases = np.empty_like(filters), np.empty_like(biases)
+    kernels.conv3x3_maxpool2x2_backward(patches, grad_pooled, argmax, grad_filters, grad_biases)
+    np.testing.assert_allclose(grad_filters, numeric_gradient(loss, filters), atol=TOLERANCE)
+    np.testing.assert_allclose(grad_biases, numeric_gradient(loss, biases), atol=TOLERANCE)
+
+    slow_filters, slow_biases = np.empty_like(filters), np.empty_like(biases)
+    kernels.conv_backward_at_argmax(pixels / 255.0, grad_pooled, argmax, 2, slow_filters,
+                                    slow_biases)
+    np.testing.assert_allclose(grad_filters, slow_filters, rtol=1e-12)
+    np.testing.assert_allclose(grad_biases, slow_biases, rtol=1e-12)
 
 
 def test_sigmoid_extreme_inputs_stay_finite():
