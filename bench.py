@@ -280,11 +280,12 @@ def print_table(figures, train_size, test_size, full_run_args):
          number(figures["predict_seconds"], 2) + " s", ""),
     ]
     table_row = "| {:<52} | {:>20} | {:>8} |".format
-    print(table_row(_("measurement"), _("value"), _("speed-up")))
+    print(table_row(_("measurement"), _("value"), _("numba is")))
     print(table_row("-" * 52, "-" * 20, "-" * 8).replace(" ", "-"))
     for name, value, speedup in rows:
         print(table_row(name, value, speedup))
     print(_("(*) python train.py {args}, kernels already compiled").format(args=full_run_args))
+    print(_("numba is: the rate of the numba row above, divided by the rate of this row"))
 
 
 if __name__ == "__main__":
