@@ -284,7 +284,10 @@ def print_table(figures, train_size, test_size, full_run_args):
     print(table_row("-" * 52, "-" * 20, "-" * 8).replace(" ", "-"))
     for name, value, speedup in rows:
         print(table_row(name, value, speedup))
+    # Blank lines end the Markdown table, so the notes stay notes when the output is pasted.
+    print()
     print(_("(*) python train.py {args}, kernels already compiled").format(args=full_run_args))
+    print()
     print(_("numba is: the rate of the numba row above, divided by the rate of this row"))
 
 
