@@ -254,9 +254,9 @@ def conv_backward_at_argmax(image, grad_pooled, argmax, pool, grad_filters, grad
 #
 # Why patches: the pooling window at (r, c) takes the maximum of 2 x 2 convolution outputs. The
 # four 3 x 3 filter positions behind them cover the 4 x 4 pixels at rows 2r to 2r + 3 and columns
-# 2c to 2c + 3. gather_patches copies those pixels so that patches[i, j, r, c] = pixel (2r + i, 2c + j).
-# With the window index p = r * Wp + c, the sixteen numbers a window needs are then
-# patches[i, j, p] for i, j in 0 to 3, and consecutive windows sit side by side in memory.
+# 2c to 2c + 3. gather_patches copies those pixels so that patches[i, j, r, c] is the pixel at
+# (2r + i, 2c + j). With the window index p = r * Wp + c, the sixteen numbers a window needs are
+# then patches[i, j, p] for i, j in 0 to 3, and consecutive windows sit side by side in memory.
 
 @njit(cache=CACHE)
 def uses_patches(filters, pool):
@@ -281,8 +281,8 @@ def gather_patches(pixels, patches):
 @njit(cache=CACHE, error_model="numpy", fastmath={"contract"})
 def conv3x3_maxpool2x2(patches, filters, biases, pooled, argmax):
     """Write into pooled (F, Hp, Wp) and argmax (2, F, Hp, Wp) what conv_forward with filters
-    (F, 3, 3) and biases (F,), followed by maxpool_forward with 2 x 2 windows, would write. The image
-    comes as the patches that gather_patches wrote.
+    (F, 3, 3) and biases (F,), followed by maxpool_forward with 2 x 2 windows, would write. The
+    image comes as the patches that gather_patches wrote.
 
     Each multiply and the add that follows may run as one fused multiply-add instruction (fastmath
     "contract"), rounded once instead of twice. So the values may differ from conv_forward's in the
@@ -484,7 +484,9 @@ def allocate_workspace(params, pool, height, width):
 def forward_pass(pixels, params, pool, work):
     """Run the network on one image pixels (H, W), uint8, and leave its output in work[4].
 
-    work starts with the buffers of allocate_forward_buffers, in that order.
+    work starts with the buffers of allocate_forward_buffers, in that order. With 3 x 3 filters
+    and 2 x 2 windows (uses_patches) the patches are filled, and the scaled image and the
+    convolution's output are left as they were.
 
     The sigmoid is strictly increasing, so max-pooling the pre-activations and then applying the
     sigmoid to the pooled values gives the same numbers as the sigmoid followed by max-pooling, with
@@ -492,7 +494,8 @@ def forward_pass(pixels, params, pool, work):
     different pre-activations round to the same sigmoid value, so that both are maxima.
     """
     filters, conv_biases, fc_weights, fc_biases = params
-    image, conv_z, pooled, argmax, out, patches = work[0], work[1], work[2], work[3], work[4], work[5]
+    image, conv_z, pooled, argmax, out = work[0], work[1], work[2], work[3], work[4]
+    patches = work[5]
     if uses_patches(filters, pool):
         gather_patches(pixels, patches)
         conv3x3_maxpool2x2(patches, filters, conv_biases, pooled, argmax)

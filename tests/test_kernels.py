@@ -167,7 +167,7 @@ def test_dense_backward_sgd_matches_backward_then_step():
     np.testing.assert_allclose(new_biases, biases - 0.5 * grad_biases, rtol=1e-12)
 
 
-# (3, 2) runs the fast kernels for 3 x 3 filters and 2 x 2 windows; the others the general ones.
+# (3, 2) runs the fast kernels for 3 x 3 filters and 2 x 2 windows. The others run the general ones.
 @pytest.mark.parametrize("size, pool", [(3, 2), (5, 2), (3, 3)])
 def test_whole_network_step_follows_loss_gradient(size, pool):
     # One SGD step with rate lr moves every parameter by -lr times the gradient at the old
